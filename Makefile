@@ -1,0 +1,52 @@
+# Maestro — two commands: `make demo` and `make test`. Everything else is a convenience.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+export NUMBA_CACHE_DIR := $(CURDIR)/$(VENV)/numba_cache
+export DAGSTER_HOME    := $(CURDIR)/.dagster_home
+export MPLBACKEND      := Agg
+export PYTHONWARNINGS  := ignore::DeprecationWarning
+
+.PHONY: setup demo test test-real test-all ui bench validate clean-lake clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@mkdir -p $(NUMBA_CACHE_DIR) $(DAGSTER_HOME)
+	@test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
+	@touch $(STAMP)
+
+## Materialize the whole graph on the embedded market and print the leaderboard.
+demo: $(STAMP)
+	$(BIN)/maestro demo
+
+## Unit, Dagster and end-to-end tests (no network, no external data).
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not real_data" $(PYTEST_ARGS)
+
+## Tests on real exchange candles; needs MAESTRO_DATASETS (e.g. ../shared/datasets).
+test-real: $(STAMP)
+	@test -n "$(MAESTRO_DATASETS)" || { echo "MAESTRO_DATASETS is not set: point it at a folder of real candles, e.g. MAESTRO_DATASETS=../shared/datasets make test-real" >&2; exit 2; }
+	$(BIN)/python -m pytest -m real_data $(PYTEST_ARGS)
+
+## Start the Dagster UI on 127.0.0.1:3000 (PORT=… to change).
+ui: $(STAMP)
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${PORT:-3000}
+
+validate: $(STAMP)
+	$(BIN)/maestro check-config
+	$(BIN)/dagster definitions validate -w workspace.yaml
+
+bench: $(STAMP)
+	$(BIN)/python -m maestro_pipeline.bench
+
+clean-lake:
+	rm -rf data_lake/*/ data_lake/*.duckdb .dagster_home
+
+clean: clean-lake
+	rm -rf $(VENV)

@@ -1,0 +1,36 @@
+"""Dagster assets, checks, jobs, schedules and sensors, built from ``maestro.yaml`` (one module per stage)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from maestro_pipeline.config import MaestroConfig
+from resources import LakeResource, MarketDataResource
+
+from .automation import build_automation
+from .leaderboard import build_leaderboard_assets
+from .market_data import build_market_data_assets
+from .partitions import build_partitions
+from .research import build_research_assets
+
+
+def build_definitions(cfg: MaestroConfig, base_dir: Path | None = None, *, now_ms: int | None = None) -> dg.Definitions:
+    """The whole graph for one configuration. ``now_ms`` pins the market clock (tests)."""
+    parts = build_partitions(cfg)
+    raw_candles, validated_bars = build_market_data_assets(cfg, parts)
+    splits, params, reports = build_research_assets(cfg, parts, validated_bars)
+    (leaderboard,) = build_leaderboard_assets(cfg, reports)
+    assets = {a.key.path[-1]: a for a in (raw_candles, validated_bars, splits, params, reports, leaderboard)}
+    jobs, schedules, sensors = build_automation(cfg, parts, assets)
+    return dg.Definitions(
+        assets=list(assets.values()),
+        jobs=jobs,
+        schedules=schedules,
+        sensors=sensors,
+        resources={
+            "lake": LakeResource(root=str(cfg.lake_path(base_dir))),
+            "market": MarketDataResource(synthetic_seed=cfg.synthetic.seed, now_ms=now_ms),
+        },
+    )

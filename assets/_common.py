@@ -1,0 +1,54 @@
+"""Small helpers shared by the asset modules: code versions, metadata, user errors as readable failures."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import inspect
+from collections.abc import Iterator
+from importlib.metadata import version
+
+import dagster as dg
+
+from maestro_pipeline.errors import MaestroError
+
+
+def code_version(*modules: str) -> str:
+    """Hash of the core modules an asset's output depends on, so Dagster can tell when code changed."""
+    h = hashlib.sha256()
+    for name in modules:
+        h.update(inspect.getsource(importlib.import_module(name)).encode())
+    return h.hexdigest()[:12]
+
+
+def library_versions(*names: str) -> dict[str, str]:
+    return {n: version(n) for n in names}
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn a ``MaestroError`` into a Dagster ``Failure`` whose description is the one-line message."""
+    try:
+        yield
+    except MaestroError as e:
+        raise dg.Failure(description=str(e), allow_retries=False) from None
+
+
+def partition_dims(context: dg.AssetExecutionContext) -> dict[str, str]:
+    key = context.partition_key
+    if isinstance(key, dg.MultiPartitionKey):
+        return dict(key.keys_by_dimension)
+    return {"instrument": key}
+
+
+def md_table(df, float_fmt: str = "{:.4g}", max_rows: int = 50) -> str:
+    """A polars frame as a markdown table for Dagster's metadata panel."""
+    cols = df.columns
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in df.head(max_rows).iter_rows():
+        cells = [float_fmt.format(v) if isinstance(v, float) else str(v) for v in row]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    if df.height > max_rows:
+        lines.append(f"\n… {df.height - max_rows} more rows in the lake")
+    return "\n".join(lines)

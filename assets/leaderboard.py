@@ -1,0 +1,49 @@
+"""``strategy_leaderboard``: every configured instrument x strategy ranked by out-of-sample results."""
+
+
+import dagster as dg
+
+from maestro_pipeline.config import MaestroConfig
+from maestro_pipeline.leaderboard import build_leaderboard, leaderboard_sql
+from resources import LakeResource
+
+from ._common import code_version, md_table, user_errors
+
+LEADERBOARD_CONDITION = (
+    dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
+).with_label("after any report updates")
+
+
+def build_leaderboard_assets(cfg: MaestroConfig, oos_reports: dg.AssetsDefinition) -> list:
+    keys = [(i.key, s) for i in cfg.instrument_objs for s in cfg.strategies]
+
+    @dg.asset(
+        deps=[oos_reports],
+        group_name="research",
+        kinds={"duckdb"},
+        code_version=code_version("maestro_pipeline.leaderboard"),
+        automation_condition=LEADERBOARD_CONDITION,
+        description="DuckDB ranking of every instrument x strategy by verdict, then OOS Sharpe; also refreshes the "
+        "DuckDB catalog (data_lake/catalog.duckdb) with views over the whole lake.",
+    )
+    def strategy_leaderboard(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+        with user_errors():
+            lk = lake.lake()
+            board = build_leaderboard(lk, keys)
+            meta: dict = {"entries": board.height, "expected_entries": len(keys)}
+            if board.height:
+                w = lk.write_table(board, "strategy_leaderboard", None, lineage={"run_id": context.run_id})
+                meta["path"] = dg.MetadataValue.path(str(w.path))
+                meta["leaderboard"] = dg.MetadataValue.md(
+                    md_table(board.select("rank", "instrument", "strategy", "verdict", "oos_sharpe", "oos_total_return",
+                                          "buy_hold_total_return", "oos_max_drawdown", "oos_trades", "wfe"))
+                )
+            missing = sorted(set(keys) - set(zip(board["instrument"], board["strategy"]))) if board.height else keys
+            if missing:
+                meta["missing_reports"] = ", ".join(f"{i}|{s}" for i, s in missing)
+            catalog = lk.build_catalog()
+            meta["catalog"] = dg.MetadataValue.path(str(catalog))
+            meta["sql"] = dg.MetadataValue.md(f"```sql\n{leaderboard_sql(lk, None)}\n```")
+        return dg.MaterializeResult(metadata=meta)
+
+    return [strategy_leaderboard]

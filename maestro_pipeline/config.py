@@ -1,0 +1,238 @@
+"""``maestro.yaml``: what to research, validated on load.
+
+Every mistake becomes one line that names the key and what is allowed (``ConfigError``), because the file is
+read by the Dagster code location at load time, by the CLI and by tests, and a traceback helps none of them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from datetime import date, datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError, MaestroError
+from .instruments import Instrument, symbol_to_key
+from .timeframes import SUPPORTED_TIMEFRAMES, parse_duration_ms
+
+DEFAULT_CONFIG_PATH = "maestro.yaml"
+CONFIG_ENV = "MAESTRO_CONFIG"
+
+#: Sources that are not ccxt exchanges.
+BUILTIN_SOURCES = ("synthetic",)
+
+
+@lru_cache(maxsize=1)
+def known_exchanges() -> tuple[str, ...]:
+    import ccxt  # imported lazily: ~0.5 s, only needed to validate exchange ids
+
+    return tuple(BUILTIN_SOURCES) + tuple(ccxt.exchanges)
+
+
+def _closest(word: str, choices: list[str] | tuple[str, ...], n: int = 3) -> str:
+    near = difflib.get_close_matches(word, choices, n=n)
+    return f" (did you mean {', '.join(near)}?)" if near else ""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InstrumentConfig(_Model):
+    exchange: str
+    symbol: str
+    timeframe: str
+    start: date
+    end: date | None = None
+
+    @field_validator("exchange")
+    @classmethod
+    def _exchange(cls, v: str) -> str:
+        if v not in known_exchanges():
+            raise ValueError(
+                f"unknown exchange {v!r}{_closest(v, known_exchanges())}; use 'synthetic' or a ccxt exchange id"
+            )
+        return v
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol(cls, v: str) -> str:
+        try:
+            symbol_to_key(v)
+        except MaestroError as e:
+            raise ValueError(str(e)) from None
+        return v
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe(cls, v: str) -> str:
+        if v not in SUPPORTED_TIMEFRAMES:
+            raise ValueError(f"unsupported timeframe {v!r}; use one of {', '.join(SUPPORTED_TIMEFRAMES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _range(self) -> "InstrumentConfig":
+        today = datetime.now(timezone.utc).date()
+        if self.start > today:
+            raise ValueError(f"start {self.start} is in the future; pick a date before {today}")
+        if self.start < date(2009, 1, 3):
+            raise ValueError(f"start {self.start} is before any crypto market existed")
+        if self.end is not None and self.end <= self.start:
+            raise ValueError(f"end {self.end} must be after start {self.start}")
+        return self
+
+    def to_instrument(self) -> Instrument:
+        return Instrument(self.exchange, self.symbol, self.timeframe, self.start, self.end)
+
+
+class WalkForwardConfig(_Model):
+    scheme: Literal["rolling", "anchored"] = "rolling"
+    train: str | int = "120d"
+    test: str | int = "30d"
+    n_splits: int = Field(6, ge=1, le=500)
+    purge: str | int = 0
+
+    @field_validator("train", "test", "purge")
+    @classmethod
+    def _duration(cls, v: str | int, info: Any) -> str | int:
+        if info.field_name == "purge" and v in (0, "0"):
+            return 0
+        try:
+            parse_duration_ms(v, "1m")
+        except MaestroError as e:
+            raise ValueError(str(e)) from None
+        return v
+
+
+class SearchConfig(_Model):
+    n_trials: int = Field(40, ge=1, le=100_000)
+    seed: int = Field(42, ge=0)
+    objective: Literal["sharpe", "total_return"] = "sharpe"
+    sampler: Literal["tpe"] = "tpe"
+    storage: str = "sqlite:///{lake_root}/optuna.db"
+
+
+class CostConfig(_Model):
+    fee: float = Field(0.001, ge=0, lt=0.1)
+    slippage: float = Field(0.0005, ge=0, lt=0.1)
+
+
+class CostsConfig(_Model):
+    default: CostConfig = CostConfig()
+    exchanges: dict[str, CostConfig] = {}
+
+
+class SyntheticConfig(_Model):
+    seed: int = Field(7, ge=0)
+
+
+class ScheduleConfig(_Model):
+    nightly_cron: str = "30 0 * * *"
+    timezone: str = "UTC"
+
+
+class MaestroConfig(_Model):
+    lake_root: str = "data_lake"
+    instruments: list[InstrumentConfig]
+    strategies: list[str]
+    walk_forward: WalkForwardConfig = WalkForwardConfig()
+    search: SearchConfig = SearchConfig()
+    costs: CostsConfig = CostsConfig()
+    synthetic: SyntheticConfig = SyntheticConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+
+    @field_validator("instruments")
+    @classmethod
+    def _instruments(cls, v: list[InstrumentConfig]) -> list[InstrumentConfig]:
+        if not v:
+            raise ValueError("list at least one instrument (exchange, symbol, timeframe, start)")
+        keys = [i.to_instrument().key for i in v]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise ValueError(f"instrument listed twice: {', '.join(dupes)}")
+        return v
+
+    @field_validator("strategies")
+    @classmethod
+    def _strategies(cls, v: list[str]) -> list[str]:
+        from .strategies import available_strategies
+
+        if not v:
+            raise ValueError(f"list at least one strategy; available: {', '.join(available_strategies())}")
+        avail = available_strategies()
+        for name in v:
+            if name not in avail:
+                raise ValueError(
+                    f"unknown strategy {name!r}{_closest(name, avail)}; available: {', '.join(avail)}"
+                )
+        if len(set(v)) != len(v):
+            raise ValueError("a strategy is listed twice")
+        return v
+
+    # --- conveniences -------------------------------------------------------------------------------
+    @property
+    def instrument_objs(self) -> list[Instrument]:
+        return [i.to_instrument() for i in self.instruments]
+
+    def instrument(self, key: str) -> Instrument:
+        for inst in self.instrument_objs:
+            if inst.key == key:
+                return inst
+        raise MaestroError(f"instrument {key!r} is not in maestro.yaml")
+
+    def costs_for(self, exchange: str) -> CostConfig:
+        return self.costs.exchanges.get(exchange, self.costs.default)
+
+    def lake_path(self, base: Path | None = None) -> Path:
+        p = Path(os.path.expandvars(os.path.expanduser(self.lake_root)))
+        return p if p.is_absolute() or base is None else base / p
+
+    def optuna_storage_url(self, base: Path | None = None) -> str:
+        return self.search.storage.format(lake_root=self.lake_path(base).as_posix())
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    loc = ""
+    for part in first["loc"]:
+        loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key; remove it or check its spelling"
+    elif first["type"] == "missing":
+        msg = "missing; add it"
+    more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{source}: {loc or '<top>'}: {msg}{more}"
+
+
+def parse_config(data: Any, source: str = "maestro.yaml") -> MaestroConfig:
+    """Validate a mapping (the parsed YAML) into a ``MaestroConfig`` or raise a one-line ``ConfigError``."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping with 'instruments' and 'strategies' at the top")
+    try:
+        return MaestroConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_error(e, source)) from None
+
+
+def config_path(path: str | os.PathLike | None = None) -> Path:
+    return Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+
+
+def load_config(path: str | os.PathLike | None = None) -> MaestroConfig:
+    """Read and validate ``maestro.yaml`` (or ``$MAESTRO_CONFIG``)."""
+    p = config_path(path)
+    if not p.exists():
+        raise ConfigError(f"{p}: not found; create it (see README) or set {CONFIG_ENV}")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{p}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    return parse_config(data, str(p))

@@ -1,0 +1,12 @@
+"""The one Dagster ``Definitions`` (composition root), loaded by ``dagster dev -w workspace.yaml``.
+
+It reads ``maestro.yaml`` (or ``$MAESTRO_CONFIG``); relative paths in it (the lake root) are resolved against
+the config file's folder, so the UI, the CLI and the tests agree on where the lake is.
+"""
+
+from maestro_pipeline.config import config_path, load_config
+
+from assets import build_definitions
+
+_path = config_path()
+defs = build_definitions(load_config(_path), _path.resolve().parent)

@@ -1,0 +1,280 @@
+"""The Parquet lake: hive-partitioned files, atomic writes, lineage in the files, DuckDB as the query layer.
+
+Layout: ``<root>/<asset>/<key>=<value>/.../data.parquet``. Every write goes to a temporary file in the target
+directory and is renamed into place (``os.replace`` is atomic on one filesystem), so a reader sees the old file
+or the new one, never half of one, and a re-run replaces rather than duplicates. Writes that belong together
+(a report's tables and its HTML) are staged in a :class:`Transaction` and renamed only after every file was
+written, so a failed run leaves the lake as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import DataError
+from .instruments import Instrument
+from .schema import BAR_COLUMNS
+
+LINEAGE_KEY = b"maestro"
+DATA_FILE = "data.parquet"
+
+#: DuckDB views in the catalog and the asset each one reads.
+CATALOG_VIEWS: dict[str, str] = {
+    "candles": "raw_candles",
+    "bars": "validated_bars",
+    "splits": "walk_forward_splits",
+    "params": "split_optimal_params",
+    "trials": "trial_ledger",
+    "oos_equity": "oos_equity",
+    "split_reports": "oos_split_metrics",
+    "reports": "oos_reports",
+    "leaderboard": "strategy_leaderboard",
+}
+
+
+def data_version(table: pa.Table) -> str:
+    """Content hash of a table (schema + values, not file bytes), so identical data has one version."""
+    sink = io.BytesIO()
+    table = table.replace_schema_metadata(None)
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return hashlib.sha256(sink.getvalue()).hexdigest()[:16]
+
+
+def _to_arrow(df: pl.DataFrame | pa.Table) -> pa.Table:
+    return df if isinstance(df, pa.Table) else df.to_arrow()
+
+
+@dataclass
+class Written:
+    path: Path
+    rows: int
+    data_version: str
+
+
+@dataclass
+class Transaction:
+    """Files staged next to their targets, renamed into place together on commit, removed on failure."""
+
+    staged: list[tuple[Path, Path]] = field(default_factory=list)
+
+    def stage(self, target: Path) -> Path:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        self.staged.append((Path(tmp), target))
+        return Path(tmp)
+
+    def commit(self) -> None:
+        for tmp, target in self.staged:
+            os.replace(tmp, target)
+        self.staged.clear()
+
+    def rollback(self) -> None:
+        for tmp, _ in self.staged:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        self.staged.clear()
+
+
+class Lake:
+    """A lake rooted at a local directory. All paths the rest of the code uses come from here."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    # ---- paths -----------------------------------------------------------------------------------
+    def partition_dir(self, asset: str, partition: Mapping[str, str] | None = None) -> Path:
+        p = self.root / asset
+        for k, v in (partition or {}).items():
+            if "/" in str(v) or str(v) in ("", ".", ".."):
+                raise DataError(f"partition value {v!r} for {k} is not path-safe")
+            p = p / f"{k}={v}"
+        return p
+
+    def path(self, asset: str, partition: Mapping[str, str] | None = None, filename: str = DATA_FILE) -> Path:
+        return self.partition_dir(asset, partition) / filename
+
+    @staticmethod
+    def month_partition(inst: Instrument, month: str) -> dict[str, str]:
+        return {**inst.hive, "month": month}
+
+    # ---- writes ----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        tx = Transaction()
+        try:
+            yield tx
+        except BaseException:
+            tx.rollback()
+            raise
+        else:
+            tx.commit()
+
+    def write_table(
+        self,
+        df: pl.DataFrame | pa.Table,
+        asset: str,
+        partition: Mapping[str, str] | None = None,
+        lineage: Mapping[str, Any] | None = None,
+        filename: str = DATA_FILE,
+        tx: Transaction | None = None,
+    ) -> Written:
+        """Write one Parquet file atomically with lineage in its key-value metadata."""
+        table = _to_arrow(df)
+        version = data_version(table)
+        meta = {"asset": asset, "partition": dict(partition or {}), "data_version": version, **(lineage or {})}
+        table = table.replace_schema_metadata({LINEAGE_KEY: json.dumps(meta, default=str).encode()})
+        target = self.path(asset, partition, filename)
+        own_tx = tx is None
+        tx = tx or Transaction()
+        tmp = tx.stage(target)
+        try:
+            pq.write_table(table, tmp, compression="zstd")
+        except BaseException:
+            if own_tx:
+                tx.rollback()
+            raise
+        if own_tx:
+            tx.commit()
+        return Written(target, table.num_rows, version)
+
+    def write_bytes(
+        self,
+        data: bytes,
+        asset: str,
+        partition: Mapping[str, str] | None,
+        filename: str,
+        tx: Transaction | None = None,
+    ) -> Path:
+        target = self.path(asset, partition, filename)
+        own_tx = tx is None
+        tx = tx or Transaction()
+        tmp = tx.stage(target)
+        tmp.write_bytes(data)
+        if own_tx:
+            tx.commit()
+        return target
+
+    def staged_path(self, asset: str, partition: Mapping[str, str] | None, filename: str, tx: Transaction) -> tuple[Path, Path]:
+        """A temp path a library can write to itself (e.g. an HTML tearsheet), renamed on commit."""
+        target = self.path(asset, partition, filename)
+        return tx.stage(target), target
+
+    def delete_partition(self, asset: str, partition: Mapping[str, str]) -> None:
+        d = self.partition_dir(asset, partition)
+        if d.exists():
+            for f in d.iterdir():
+                if f.is_file():
+                    f.unlink()
+            with contextlib.suppress(OSError):
+                d.rmdir()
+
+    # ---- reads -----------------------------------------------------------------------------------
+    @staticmethod
+    def lineage(path: str | os.PathLike) -> dict[str, Any]:
+        md = pq.read_schema(path).metadata or {}
+        raw = md.get(LINEAGE_KEY)
+        return json.loads(raw) if raw else {}
+
+    def exists(self, asset: str, partition: Mapping[str, str] | None = None, filename: str = DATA_FILE) -> bool:
+        return self.path(asset, partition, filename).exists()
+
+    def read_file(self, asset: str, partition: Mapping[str, str] | None = None, filename: str = DATA_FILE) -> pl.DataFrame:
+        p = self.path(asset, partition, filename)
+        if not p.exists():
+            raise DataError(f"{p} does not exist: materialize {asset} for {dict(partition or {})} first")
+        return pl.read_parquet(p)
+
+    def glob(self, asset: str, partition: Mapping[str, str] | None = None, filename: str = DATA_FILE) -> str:
+        """Hive glob over every partition below ``partition`` (the remaining levels are wildcards)."""
+        base = self.partition_dir(asset, partition)
+        depth = _hive_depth(self.root / asset) - len(partition or {})
+        return str(base / ("*/" * max(depth, 0)) / filename).replace("//", "/")
+
+    def files(self, asset: str, partition: Mapping[str, str] | None = None) -> list[Path]:
+        base = self.partition_dir(asset, partition)
+        return sorted(base.rglob(DATA_FILE)) if base.exists() else []
+
+    def query(self, sql: str, params: list | None = None) -> pl.DataFrame:
+        """Run SQL in an in-memory DuckDB (one per call: no shared writer, safe across processes)."""
+        with duckdb.connect() as con:
+            return con.sql(sql, params=params or None).pl()
+
+    def read_bars(
+        self, inst: Instrument, start_ms: int | None = None, end_ms: int | None = None, asset: str = "validated_bars"
+    ) -> pl.DataFrame:
+        """All months of one instrument in one DuckDB scan over the hive glob, sorted by time."""
+        if not self.files(asset, inst.hive):
+            return pl.DataFrame()
+        where, params = ["true"], []
+        if start_ms is not None:
+            where.append("timestamp >= ?")
+            params.append(start_ms)
+        if end_ms is not None:
+            where.append("timestamp < ?")
+            params.append(end_ms)
+        sql = (
+            f"SELECT timestamp, datetime, open, high, low, close, volume, source "
+            f"FROM read_parquet('{self.glob(asset, inst.hive)}', hive_partitioning=false) "
+            f"WHERE {' AND '.join(where)} ORDER BY timestamp"
+        )
+        df = self.query(sql, params)
+        return df.select([pl.col(c).cast(t) for c, t in BAR_COLUMNS.items()])  # DuckDB hands back us/Etc/UTC
+
+    # ---- catalog ---------------------------------------------------------------------------------
+    def catalog_path(self) -> Path:
+        return self.root / "catalog.duckdb"
+
+    def build_catalog(self) -> Path:
+        """(Re)create the DuckDB catalog with one view per asset that has files, atomically."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        target = self.catalog_path()
+        tmp = self.root / f".catalog.{uuid.uuid4().hex}.duckdb"
+        try:
+            with duckdb.connect(str(tmp)) as con:
+                for view, asset in CATALOG_VIEWS.items():
+                    if any((self.root / asset).rglob(DATA_FILE)):
+                        con.execute(f"CREATE VIEW {view} AS {self.view_sql(asset)}")
+            os.replace(tmp, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            with contextlib.suppress(FileNotFoundError):
+                Path(str(tmp) + ".wal").unlink()
+        return target
+
+    def view_sql(self, asset: str) -> str:
+        glob = Lake(self.root.resolve()).glob(asset)
+        return (
+            f"SELECT * FROM read_parquet('{glob}', "
+            f"hive_partitioning=true, hive_types_autocast=false, union_by_name=true)"
+        )
+
+
+def _hive_depth(asset_dir: Path) -> int:
+    """How many ``k=v`` levels an asset's files sit under (read off the first file found)."""
+    d = asset_dir
+    depth = 0
+    while d.exists():
+        subs = sorted(p for p in d.iterdir() if p.is_dir() and "=" in p.name)
+        if not subs:
+            break
+        d = subs[0]
+        depth += 1
+    return depth

@@ -1,0 +1,44 @@
+"""EMA crossover, long and short: always in the market once the first cross has happened.
+
+Long when the fast EMA crosses above the slow EMA, short when it crosses below (each cross also exits the
+opposite side, so the engine reverses the position). EMAs are vectorbt's ``vbt.MA(ewm=True)`` kernel
+(``adjust=False``, span = window, first value at bar ``window - 1``): a recursion over past closes only.
+
+Warm-up is ``4 * slow`` bars, not ``slow``: an EMA started at bar 0 remembers its seed, whose weight after
+``k`` bars is ``(1 - 2/(slow+1))**k`` (about ``e**-8``, 0.03 %, after ``4 * slow``). So signals computed on a
+window that starts ``warmup`` bars before a split match those computed on the full history to that precision.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from vectorbt.indicators.nb import ma_nb
+
+from .base import IntParam, Signals, Strategy, crossed_above, crossed_below
+
+
+def ema(close: np.ndarray, window: int) -> np.ndarray:
+    """Exponential moving average exactly as ``vbt.MA.run(close, window, ewm=True)`` computes it."""
+    return ma_nb(np.asarray(close, dtype=np.float64).reshape(-1, 1), int(window), True, False)[:, 0]
+
+
+class EmaCross(Strategy):
+    name = "ema_cross"
+    description = "Fast/slow EMA crossover, long and short (long above, short below)."
+    defaults = {"fast": 12, "slow": 26}
+    space = {"fast": IntParam(2, 60), "slow": IntParam(10, 240)}
+
+    def constraints(self, params: dict) -> str | None:
+        if params["fast"] >= params["slow"]:
+            return f"fast ({params['fast']}) must be smaller than slow ({params['slow']}): pick fast < slow"
+        return None
+
+    def warmup(self, params: dict) -> int:
+        return 4 * int(params["slow"])
+
+    def signals(self, bars: pd.DataFrame, params: dict) -> Signals:
+        close = bars["close"].to_numpy(dtype=np.float64)
+        fast, slow = ema(close, params["fast"]), ema(close, params["slow"])
+        up, down = crossed_above(fast, slow), crossed_below(fast, slow)
+        return self.finish(bars, params, up, down, down, up)

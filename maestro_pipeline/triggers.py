@@ -1,0 +1,38 @@
+"""When research must run again: pure decisions the Dagster schedule and sensor only carry out."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from .ingest import month_of
+from .instruments import Instrument
+
+
+def months_to_refresh(inst: Instrument, now_ms: int, grace_days: int = 2) -> list[str]:
+    """The current month, plus the previous one during the first ``grace_days`` of a month (its last bars)."""
+    now = datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc)
+    months = [month_of(now_ms)]
+    if now.day <= grace_days:
+        prev = month_of(now_ms - now.day * 86_400_000)
+        months.insert(0, prev)
+    start = month_of(inst.start_ms)
+    end = month_of(inst.end_ms - 1) if inst.end_ms else None
+    return [m for m in months if m >= start and (end is None or m <= end)]
+
+
+def reoptimization_due(data_end_ms: int | None, last_test_end_ms: int | None, test_ms: int, first_split_ready_ms: int) -> tuple[bool, str]:
+    """Is there data for a split that research has not seen yet?
+
+    ``data_end_ms`` is the exclusive end of validated data; ``last_test_end_ms`` the end of the newest test
+    window already researched (None when no splits exist); ``first_split_ready_ms`` the instant data must reach for a first split.
+    A new split exists once the data covers one more whole test window past the last one.
+    """
+    if data_end_ms is None:
+        return False, "no validated bars yet"
+    if last_test_end_ms is None:
+        return (True, "no splits yet and enough data for one") if data_end_ms >= first_split_ready_ms else (
+            False, "not enough validated data for one split yet")
+    ready = last_test_end_ms + test_ms
+    if data_end_ms >= ready:
+        return True, "validated data extends a whole test window past the last one"
+    return False, "waiting for data to cover the next test window"

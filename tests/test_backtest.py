@@ -1,0 +1,367 @@
+"""Backtest engine against an independent pure-Python reference; execution timing; window discipline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+
+from maestro_pipeline.backtest import TRADE_COLUMNS, BacktestResult, Costs, evaluate, index_freq, run_backtest
+from maestro_pipeline.errors import MaestroError
+from maestro_pipeline.schema import to_pandas_bars
+from maestro_pipeline.strategies import get_strategy
+from maestro_pipeline.strategies.base import Signals
+
+
+def make_bars(close: np.ndarray, seed: int = 0) -> pd.DataFrame:
+    """OHLCV on a naive hourly index, built through the project's own polars -> pandas path."""
+    rng = np.random.default_rng(seed)
+    n = len(close)
+    open_ = np.r_[close[0], close[:-1]] * (1 + rng.normal(0, 0.002, n))
+    ts = 1_700_000_000_000 + np.arange(n, dtype=np.int64) * 3_600_000
+    df = pl.DataFrame(
+        {
+            "timestamp": ts,
+            "open": open_,
+            "high": np.maximum(open_, close) * 1.001,
+            "low": np.minimum(open_, close) * 0.999,
+            "close": close,
+            "volume": np.ones(n),
+        }
+    )
+    return to_pandas_bars(df)
+
+
+def random_bars(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return make_bars(100 * np.exp(np.cumsum(rng.normal(0, 0.01, n))), seed)
+
+
+def reference_backtest(open_, close, le, lx, se, sx, fee, slip, init_cash=10_000.0, start=0):
+    """All-in, next-bar-open, long/short backtest written as a plain loop (no vectorbt).
+
+    A signal at bar t acts at open[t+1]; buys pay open*(1+slip), sells get open*(1-slip), and the fee is a
+    fraction of the filled notional. Opening all-in: long units = cash / (buy_price * (1 + fee)); short units
+    = cash / (sell_price * (1 + fee)) (the proceeds stay in cash as collateral). A reversal closes the old
+    position and re-opens all-in at the same open. Conflicting signals on one bar (entry+exit of one side, or
+    both entries) are ignored; an entry in the direction already held does nothing.
+    """
+    n = len(close)
+    cash, units = float(init_cash), 0.0  # units > 0 long, < 0 short
+    equity, entries = [], []
+
+    def close_position(px_buy, px_sell):
+        nonlocal cash, units
+        if units > 0:
+            cash += units * px_sell * (1 - fee)
+        elif units < 0:
+            cash -= -units * px_buy * (1 + fee)
+        units = 0.0
+
+    for t in range(start, n):
+        s = t - 1  # the bar whose signals fill now
+        if t > start and s >= start:
+            e_long, x_long, e_short, x_short = bool(le[s]), bool(lx[s]), bool(se[s]), bool(sx[s])
+            if e_long and x_long:
+                e_long = x_long = False
+            if e_short and x_short:
+                e_short = x_short = False
+            if e_long and e_short:
+                e_long = e_short = False
+            buy, sell = open_[t] * (1 + slip), open_[t] * (1 - slip)
+            if units > 0:
+                if e_short:
+                    close_position(buy, sell)
+                    units = -cash / (sell * (1 + fee))
+                    cash += -units * sell * (1 - fee)
+                    entries.append((t, "short", sell))
+                elif x_long:
+                    close_position(buy, sell)
+            elif units < 0:
+                if e_long:
+                    close_position(buy, sell)
+                    units = cash / (buy * (1 + fee))
+                    cash = 0.0
+                    entries.append((t, "long", buy))
+                elif x_short:
+                    close_position(buy, sell)
+            else:
+                if e_long:
+                    units = cash / (buy * (1 + fee))
+                    cash = 0.0
+                    entries.append((t, "long", buy))
+                elif e_short:
+                    units = -cash / (sell * (1 + fee))
+                    cash += -units * sell * (1 - fee)
+                    entries.append((t, "short", sell))
+        equity.append(cash + units * close[t])
+    return np.array(equity), entries
+
+
+def crafted_signals(n: int) -> Signals:
+    le, lx, se, sx = (np.zeros(n, bool) for _ in range(4))
+    le[3] = True  # open long at 4
+    le[6] = True  # already long: ignored
+    se[10] = True  # reverse to short at 11
+    sx[15] = True  # close short at 16
+    se[18] = True  # open short at 19
+    le[22] = True  # reverse to long at 23
+    lx[26] = True  # close long at 27
+    le[28] = True
+    lx[28] = True  # conflict: ignored
+    le[30] = True
+    se[30] = True  # direction conflict: ignored
+    sx[31] = True  # nothing to exit
+    le[33] = True  # open long at 34
+    se[37] = True  # reverse at 38, stays open to the end
+    le[n - 1] = True  # last bar: can never fill
+    return Signals(le, lx, se, sx)
+
+
+@pytest.mark.parametrize("costs", [Costs(), Costs(fee=0.0, slippage=0.0), Costs(fee=0.0025, slippage=0.001)])
+def test_equity_matches_hand_reference_on_crafted_signals(costs):
+    bars = random_bars(45, seed=1)
+    sig = crafted_signals(len(bars))
+    res = run_backtest(bars, sig, costs)
+    assert isinstance(res, BacktestResult)
+    ref_equity, ref_entries = reference_backtest(
+        bars["open"].to_numpy(), bars["close"].to_numpy(), *sig.arrays(), costs.fee, costs.slippage
+    )
+    np.testing.assert_allclose(res.equity.to_numpy(), ref_equity, rtol=1e-9, atol=0)
+    assert res.n_trades == len(ref_entries) == 6
+    assert res.trades["entry_time"].tolist() == [bars.index[t] for t, _, _ in ref_entries]
+    assert res.trades["direction"].tolist() == [d for _, d, _ in ref_entries]
+    np.testing.assert_allclose(res.trades["entry_price"].to_numpy(), [p for _, _, p in ref_entries], rtol=1e-12)
+    assert res.trades["status"].tolist() == ["closed"] * 5 + ["open"]
+    # returns are the simple returns of that equity, starting from the initial cash
+    prev = np.r_[10_000.0, ref_equity[:-1]]
+    np.testing.assert_allclose(res.returns.to_numpy(), ref_equity / prev - 1, rtol=1e-9, atol=1e-12)
+    assert res.returns.index.equals(bars.index) and res.equity.index.equals(bars.index)
+    assert list(res.trades.columns) == list(TRADE_COLUMNS)
+
+
+def test_strategy_backtest_matches_hand_reference():
+    # a zigzag with known EMA crossings: up-leg, down-leg, up-leg, down-leg
+    legs = [np.linspace(101, 120, 12), np.linspace(119, 95, 14), np.linspace(96, 125, 12), np.linspace(124, 105, 10)]
+    close = np.r_[np.full(40, 100.0), *legs]  # 40 flat bars = the warm-up of slow=10
+    bars = make_bars(close, seed=4)
+    s = get_strategy("ema_cross")
+    p = s.check({"fast": 3, "slow": 10})
+    sig = s.signals(bars, p)
+    assert sig.long_entries.sum() >= 2 and sig.short_entries.sum() >= 2
+    costs = Costs(fee=0.001, slippage=0.0005)
+    res = run_backtest(bars, sig, costs)
+    ref_equity, ref_entries = reference_backtest(
+        bars["open"].to_numpy(), bars["close"].to_numpy(), *sig.arrays(), costs.fee, costs.slippage
+    )
+    np.testing.assert_allclose(res.equity.to_numpy(), ref_equity, rtol=1e-9, atol=0)
+    assert res.n_trades == len(ref_entries) >= 4
+
+
+def test_start_masks_earlier_signals_and_matches_reference():
+    bars = random_bars(45, seed=7)
+    sig = crafted_signals(len(bars))
+    costs = Costs()
+    for start in (5, 11, 20):
+        res = run_backtest(bars, sig, costs, start=start)
+        ref_equity, ref_entries = reference_backtest(
+            bars["open"].to_numpy(), bars["close"].to_numpy(), *sig.arrays(), costs.fee, costs.slippage, start=start
+        )
+        assert res.equity.index.equals(bars.index[start:])
+        np.testing.assert_allclose(res.equity.to_numpy(), ref_equity, rtol=1e-9, atol=0)
+        assert res.n_trades == len(ref_entries)
+        assert res.returns.iloc[0] == 0.0  # nothing can fill on the first bar of the window
+        assert (res.trades["entry_time"] > bars.index[start]).all()
+
+
+def test_signal_at_t_fills_at_next_open():
+    bars = random_bars(30, seed=2)
+    n = len(bars)
+    for t in (0, 7, 20):
+        le = np.zeros(n, bool)
+        le[t] = True
+        z = np.zeros(n, bool)
+        costs = Costs(fee=0.001, slippage=0.0007)
+        res = run_backtest(bars, Signals(le, z, z, z), costs)
+        first = res.trades.iloc[0]
+        assert first["entry_time"] == bars.index[t + 1]
+        assert first["entry_price"] == pytest.approx(bars["open"].iloc[t + 1] * (1 + costs.slippage), rel=1e-12)
+        assert first["direction"] == "long" and first["status"] == "open"
+        assert (res.equity.iloc[: t + 1] == 10_000.0).all()  # flat until the fill bar
+        # short side: sells at open * (1 - slippage)
+        res = run_backtest(bars, Signals(z, z, le, z), costs)
+        assert res.trades.iloc[0]["entry_time"] == bars.index[t + 1]
+        assert res.trades.iloc[0]["entry_price"] == pytest.approx(bars["open"].iloc[t + 1] * (1 - costs.slippage))
+
+
+def test_fractional_size_closes_then_reopens_next_bar():
+    bars = random_bars(20, seed=3)
+    n = len(bars)
+    le, lx, se, sx = (np.zeros(n, bool) for _ in range(4))
+    le[2] = True  # long at 3
+    se[8] = True  # close at 9, short at 10
+    costs = Costs(fee=0.001, slippage=0.0)
+    res = run_backtest(bars, Signals(le, lx, se, sx), costs, size_fraction=0.5)
+    o, c = bars["open"].to_numpy(), bars["close"].to_numpy()
+    cash, units = 10_000.0, 0.0
+    units = 0.5 * cash / (o[3] * 1.001)
+    cash -= units * o[3] * 1.001
+    expected = {5: cash + units * c[5]}
+    cash += units * o[9] * 0.999
+    expected[9] = cash
+    short = 0.5 * cash / (o[10] * 1.001)
+    cash += short * o[10] * 0.999
+    expected[12] = cash - short * c[12]
+    for t, v in expected.items():
+        assert res.equity.iloc[t] == pytest.approx(v, rel=1e-9)
+    assert res.trades["direction"].tolist() == ["long", "short"]
+    assert res.trades["entry_time"].tolist() == [bars.index[3], bars.index[10]]
+
+
+# ----------------------------------------------------------------------------- evaluate: window discipline
+
+
+def test_evaluate_never_reads_at_or_after_end():
+    bars = random_bars(1500, seed=5)
+    start, end = 700, 1100
+    for name, params in (("ema_cross", {"fast": 5, "slow": 40}), ("rsi", {}), ("bollinger", {})):
+        s = get_strategy(name)
+        base = evaluate(bars, s, params, start, end, Costs())
+        mutated = bars.copy()
+        mutated.iloc[end:, :4] = np.nan  # any read of these would poison signals or prices
+        again = evaluate(mutated, s, params, start, end, Costs())
+        pd.testing.assert_series_equal(base.returns, again.returns)
+        pd.testing.assert_series_equal(base.equity, again.equity)
+        pd.testing.assert_frame_equal(base.trades, again.trades)
+        assert base.returns.index.equals(bars.index[start:end])
+        assert base.n_trades > 0
+        # and bars before the warm-up range are not read either
+        w = s.warmup(s.check(params))
+        early = bars.copy()
+        early.iloc[: start - w, :4] = np.nan
+        pd.testing.assert_series_equal(base.equity, evaluate(early, s, params, start, end, Costs()).equity)
+
+
+def test_evaluate_uses_warmup_history_from_before_start():
+    bars = random_bars(1200, seed=8)
+    s = get_strategy("rsi")  # finite-window indicator: warm-up is exact
+    p = s.check({"window": 14, "lower": 40.0, "upper": 60.0})
+    start, end = 600, 900
+    res = evaluate(bars, s, p, start, end, Costs())
+    # same as computing signals on the whole history up to `end` and trading from `start`
+    full = run_backtest(bars.iloc[:end], s.signals(bars.iloc[:end], p), Costs(), start=start)
+    pd.testing.assert_series_equal(res.equity, full.equity)
+    # ... and different from pretending nothing existed before `start` (the warm-up mattered)
+    cold = run_backtest(bars.iloc[start:end], s.signals(bars.iloc[start:end], p), Costs())
+    assert res.trades["entry_time"].min() < cold.trades["entry_time"].min()
+    assert res.trades["entry_time"].min() <= bars.index[start + s.warmup(p)]
+
+
+def test_evaluate_validates_window_and_params():
+    bars = random_bars(100, seed=1)
+    s = get_strategy("ema_cross")
+    with pytest.raises(MaestroError, match="window"):
+        evaluate(bars, s, {}, 50, 50, Costs())
+    with pytest.raises(MaestroError, match="window"):
+        evaluate(bars, s, {}, 10, 101, Costs())
+    with pytest.raises(MaestroError, match="fast"):
+        evaluate(bars, s, {"fast": 30, "slow": 20}, 10, 90, Costs())
+
+
+def test_costs_and_sizing_validation():
+    with pytest.raises(MaestroError, match="fee"):
+        Costs(fee=-0.001)
+    with pytest.raises(MaestroError, match="slippage"):
+        Costs(slippage=1.5)
+    bars = random_bars(20, seed=1)
+    z = np.zeros(20, bool)
+    with pytest.raises(MaestroError, match="size_fraction"):
+        run_backtest(bars, Signals(z, z, z, z), Costs(), size_fraction=1.5)
+    with pytest.raises(ValueError, match="shape"):
+        run_backtest(bars, Signals(z[:5], z, z, z), Costs())
+
+
+def test_index_freq_and_no_trades():
+    bars = random_bars(50, seed=1)
+    assert index_freq(bars.index) == pd.Timedelta(hours=1)
+    assert index_freq(pd.RangeIndex(5)) is None
+    z = np.zeros(50, bool)
+    res = run_backtest(bars, Signals(z, z, z, z), Costs())
+    assert res.n_trades == 0 and list(res.trades.columns) == list(TRADE_COLUMNS)
+    assert (res.equity == 10_000.0).all() and (res.returns == 0.0).all()
+
+
+# ----------------------------------------------------------------------------- backtrader cross-check
+
+
+def backtrader_equity(bars: pd.DataFrame, sig: Signals, fee: float, slip: float, init_cash: float = 10_000.0):
+    """Same signals through backtrader: cheat-on-open market orders at the next bar's open, its own
+    percentage slippage and commission, its own cash/value accounting (short proceeds held as cash).
+    Backtrader needs explicit sizes, so the all-in size is computed here from its cash (a 1e-13 haircut
+    keeps it from rejecting an order that costs exactly all the cash)."""
+    import backtrader as bt
+
+    le, lx, se, sx = sig.arrays()
+    haircut = 1 - 1e-13
+
+    class Replay(bt.Strategy):
+        def __init__(self):
+            self.i, self.values, self.pending, self.opened = -1, [], None, 0
+
+        def notify_trade(self, trade):
+            if trade.justopened:
+                self.opened += 1
+
+        def next_open(self):  # runs before this bar's open is traded
+            if self.pending is None:
+                return
+            e_l, x_l, e_s, x_s = self.pending
+            self.pending = None
+            if e_l and x_l:
+                e_l = x_l = False
+            if e_s and x_s:
+                e_s = x_s = False
+            if e_l and e_s:
+                e_l = e_s = False
+            pos, o, cash = self.position.size, self.data.open[0], self.broker.getcash()
+            buy, sell = o * (1 + slip), o * (1 - slip)
+            if pos > 0 and (e_s or x_l):
+                self.sell(size=pos)
+                if e_s:
+                    freed = cash + pos * sell * (1 - fee)
+                    self.sell(size=freed / (sell * (1 + fee)) * haircut)
+            elif pos < 0 and (e_l or x_s):
+                self.buy(size=-pos)
+                if e_l:
+                    left = cash + pos * buy * (1 + fee)
+                    self.buy(size=left / (buy * (1 + fee)) * haircut)
+            elif pos == 0 and e_l:
+                self.buy(size=cash / (buy * (1 + fee)) * haircut)
+            elif pos == 0 and e_s:
+                self.sell(size=cash / (sell * (1 + fee)) * haircut)
+
+        def next(self):  # this bar's close
+            self.i += 1
+            self.values.append(self.broker.getvalue())
+            self.pending = (le[self.i], lx[self.i], se[self.i], sx[self.i])
+
+    cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
+    cerebro.broker.setcash(init_cash)
+    cerebro.broker.set_checksubmit(False)  # the re-open order is funded by the close just before it
+    cerebro.broker.set_slippage_perc(slip, slip_open=True, slip_match=True, slip_out=True)
+    cerebro.broker.setcommission(commission=fee, stocklike=True, percabs=True)
+    cerebro.adddata(bt.feeds.PandasData(dataname=bars))
+    cerebro.addstrategy(Replay)
+    strat = cerebro.run()[0]
+    return np.array(strat.values), strat.opened
+
+
+def test_equity_matches_backtrader():
+    bars = random_bars(45, seed=1)
+    sig = crafted_signals(len(bars))
+    costs = Costs(fee=0.001, slippage=0.0005)
+    res = run_backtest(bars, sig, costs)
+    bt_equity, bt_trades = backtrader_equity(bars, sig, costs.fee, costs.slippage)
+    np.testing.assert_allclose(res.equity.to_numpy(), bt_equity, rtol=1e-9, atol=0)
+    assert res.n_trades == bt_trades == 6

@@ -1,0 +1,65 @@
+"""Structural bar rules: each rule caught by a crafted bad input and passed by a clean one."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from maestro_pipeline.schema import conform
+from maestro_pipeline.validation import check_bars, find_gaps, group_results
+
+H = 3_600_000
+
+
+def clean(n: int = 24) -> pl.DataFrame:
+    px = [100.0 + i for i in range(n)]
+    return conform(pl.DataFrame({
+        "timestamp": [i * H for i in range(n)], "open": px, "high": [p + 2 for p in px],
+        "low": [p - 2 for p in px], "close": [p + 1 for p in px], "volume": [10.0] * n,
+    }), "synthetic")
+
+
+def failed(df, **kw):
+    return {r.rule: r for r in check_bars(df, "1h", **kw) if not r.passed}
+
+
+def test_clean_passes():
+    assert failed(clean(), start_ms=0, end_ms=24 * H) == {}
+
+
+@pytest.mark.parametrize(
+    "mutate, rule",
+    [
+        (lambda d: d.reverse(), "sorted"),
+        (lambda d: pl.concat([d, d.tail(1)]), "unique"),
+        (lambda d: d.with_columns(pl.when(pl.col("timestamp") == 5 * H).then(5 * H + 60_000).otherwise(pl.col("timestamp")).alias("timestamp")), "aligned"),
+        (lambda d: d.with_columns(pl.when(pl.col("timestamp") == 3 * H).then(1.0).otherwise(pl.col("high")).alias("high")), "high_low"),
+        (lambda d: d.with_columns(pl.when(pl.col("timestamp") == 3 * H).then(-1.0).otherwise(pl.col("volume")).alias("volume")), "volume_non_negative"),
+        (lambda d: d.with_columns(pl.when(pl.col("timestamp") == 3 * H).then(float("nan")).otherwise(pl.col("close")).alias("close")), "no_nulls"),
+        (lambda d: d.with_columns(pl.when(pl.col("timestamp") == 3 * H).then(None).otherwise(pl.col("open")).alias("open")), "no_nulls"),
+        (lambda d: d.with_columns((pl.col("open") * 0).alias("low")), "positive_prices"),
+        (lambda d: d.drop("volume"), "schema"),
+        (lambda d: d.with_columns(pl.col("volume").cast(pl.Int64)), "schema"),
+    ],
+)
+def test_each_rule_catches_its_fault(mutate, rule):
+    bad = failed(mutate(clean()))
+    assert rule in bad, bad
+    assert bad[rule].message != "ok" and "\n" not in bad[rule].message
+
+
+def test_outside_partition_and_offender_timestamps():
+    bad = failed(clean(), start_ms=2 * H, end_ms=20 * H)
+    assert bad["in_partition"].failed_rows == 6
+    assert bad["in_partition"].first_offenders[0] == "1970-01-01T00:00Z"
+
+
+def test_grouping_marks_every_check_failed_when_schema_is_wrong():
+    groups = group_results(check_bars(clean().drop("close"), "1h"))
+    assert all(not all(r.passed for r in rs) for rs in groups.values())
+
+
+def test_find_gaps_reports_ranges():
+    df = clean().filter(~pl.col("timestamp").is_in([5 * H, 6 * H, 10 * H]))
+    assert find_gaps(df["timestamp"], "1h") == [(5 * H, 6 * H, 2), (10 * H, 10 * H, 1)]
+    assert find_gaps(clean()["timestamp"], "1h") == []
