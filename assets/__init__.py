@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import dagster as dg
+
+# Two deliberate uses of non-GA Dagster APIs, reviewed for dagster 1.13: partitioned asset checks (so a failed
+# check is recorded per month x instrument, which the re-optimization sensor reads) and the multi-to-single
+# dimension mapping (research reads every month of one instrument). Their warnings would print on every load.
+warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=".*partitions_def on an AssetCheckSpec.*")
+warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*MultiToSingleDimensionPartitionMapping.*")
 
 from maestro_pipeline.config import MaestroConfig
 from resources import LakeResource, MarketDataResource
