@@ -21,6 +21,22 @@ Execution model (what every number downstream means):
   (no exit costs charged) and show as ``status='open'`` trades marked at the last close.
 * Returns are simple per-bar returns of that equity: ``r[t] = equity[t] / equity[t-1] - 1`` with
   ``equity[-1] = init_cash``, so the first bar's return is 0 (nothing can fill on it).
+
+Leverage: vectorbt 1.2's ``from_signals`` cannot borrow cash (a long is bounded by cash, a short by free
+cash), so positions open at most at 1x equity (``size_fraction`` of it). ``max_leverage`` is validated
+(``0 < size_fraction <= max_leverage <= MAX_LEVERAGE == 1``; a larger value is refused with the reason) and
+the result reports ``peak_leverage``, the largest gross notional / equity at any close: a short that runs
+against you drifts above its entry leverage, and that is where it shows. Borrowing (``max_leverage > 1``)
+needs an engine with a margin account, which this one is not.
+
+Funding (perpetuals): when ``bars`` has a ``funding_rate`` column, a non-zero, non-NaN ``funding_rate[t]``
+is a funding settlement at bar ``t``'s timestamp (its open). It is paid by the position held *into* that
+instant, i.e. the position after bar ``t-1``'s fills and before bar ``t``'s fill, on notional
+``units * open[t]``: ``payment[t] = -units * open[t] * funding_rate[t]``, so longs pay a positive rate and
+shorts receive it (and the reverse for a negative rate). Payments accumulate in a funding account that is
+added to the portfolio value: ``equity[t] = value[t] + sum(payment[start..t])``; they do not change the
+size of later orders (all-in sizing keeps using the trading cash) and are not part of the trades' pnl
+(``BacktestResult.funding`` holds the per-bar payments). NaN means no settlement on that bar.
 """
 
 from __future__ import annotations
@@ -37,7 +53,10 @@ from vectorbt.portfolio import nb as _portfolio_nb
 from .errors import DataError, MaestroError
 from .strategies.base import Signals, Strategy
 
-__all__ = ["Costs", "BacktestResult", "TRADE_COLUMNS", "run_backtest", "evaluate", "index_freq"]
+__all__ = ["Costs", "BacktestResult", "MAX_LEVERAGE", "TRADE_COLUMNS", "run_backtest", "evaluate", "index_freq"]
+
+#: The most gross exposure / equity a position can be opened with: vectorbt's cash accounting cannot borrow.
+MAX_LEVERAGE = 1.0
 
 # vectorbt 1.2 declares its from_signals simulator ``@njit`` *without* ``cache=True``, so every new process
 # spent 10-17 s compiling it. Turning the numba disk cache on for it (stored under NUMBA_CACHE_DIR like the
@@ -84,6 +103,8 @@ class BacktestResult:
     equity: pd.Series  # portfolio value at each bar's close, same index
     trades: pd.DataFrame  # TRADE_COLUMNS, one row per trade (reversal = two trades)
     n_trades: int  # closed + open trades
+    funding: pd.Series | None = None  # per-bar funding payments (+ received, - paid) when bars carry funding_rate
+    peak_leverage: float = 0.0  # max |units| * close / equity over the window's closes
 
 
 def index_freq(index: pd.Index) -> pd.Timedelta | None:
@@ -145,6 +166,7 @@ def run_backtest(
     start: int = 0,
     init_cash: float = 10_000.0,
     size_fraction: float = 1.0,
+    max_leverage: float = 1.0,
 ) -> BacktestResult:
     """Simulate ``signals`` on ``bars[start:]`` (see module docstring); signals before ``start`` are ignored."""
     n = len(bars)
@@ -152,6 +174,19 @@ def run_backtest(
         raise MaestroError(f"backtest start {start} is outside the {n} bars given: use 0 <= start < {n}")
     if not (isinstance(size_fraction, (int, float)) and 0 < size_fraction <= 1):
         raise MaestroError(f"size_fraction={size_fraction!r} must be in (0, 1]: 1 means all-in")
+    if not (isinstance(max_leverage, (int, float)) and not isinstance(max_leverage, bool)
+            and math.isfinite(max_leverage) and max_leverage > 0):
+        raise MaestroError(f"max_leverage={max_leverage!r} must be a positive number, e.g. 1 for no borrowing")
+    if max_leverage > MAX_LEVERAGE:
+        raise MaestroError(
+            f"max_leverage={max_leverage!r} exceeds this engine's cap of {MAX_LEVERAGE:g}: vectorbt's from_signals "
+            f"cannot borrow cash, so positions open at most at 1x equity; use max_leverage <= {MAX_LEVERAGE:g}"
+        )
+    if size_fraction > max_leverage:
+        raise MaestroError(
+            f"size_fraction={size_fraction!r} opens positions above max_leverage={max_leverage!r}: "
+            f"lower size_fraction to at most {max_leverage!r}"
+        )
     if not (isinstance(init_cash, (int, float)) and math.isfinite(init_cash) and init_cash > 0):
         raise MaestroError(f"init_cash={init_cash!r} must be a positive number")
     le, lx, se, sx = _check_signals(signals, n)
@@ -189,6 +224,20 @@ def run_backtest(
         **kwargs,
     )
     value = pf.value().to_numpy(dtype=np.float64)
+    units = pf.assets().to_numpy(dtype=np.float64).reshape(-1)  # held at each close (negative = short)
+    funding = None
+    if "funding_rate" in window.columns:
+        rate = window["funding_rate"].to_numpy(dtype=np.float64)
+        if np.any(np.isinf(rate)):
+            raise DataError("funding_rate has infinite values: use NaN for bars without a settlement")
+        held_into = np.r_[0.0, units[:-1]]  # position held into each bar's open (nothing before the window)
+        payment = -held_into * open_ * np.nan_to_num(rate, nan=0.0)
+        payment[payment == 0.0] = 0.0  # no -0.0
+        value = value + np.cumsum(payment)
+        funding = pd.Series(payment, index=window.index, name="funding")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lev = np.abs(units) * close / value
+    peak_leverage = float(np.nanmax(lev)) if lev.size and np.any(np.isfinite(lev)) else 0.0
     prev = np.empty_like(value)
     prev[0] = init_cash
     prev[1:] = value[:-1]
@@ -199,6 +248,8 @@ def run_backtest(
         equity=pd.Series(value, index=window.index, name="equity"),
         trades=trades,
         n_trades=len(trades),
+        funding=funding,
+        peak_leverage=peak_leverage,
     )
 
 

@@ -295,25 +295,34 @@ def test_index_freq_and_no_trades():
 # ----------------------------------------------------------------------------- backtrader cross-check
 
 
-def backtrader_equity(bars: pd.DataFrame, sig: Signals, fee: float, slip: float, init_cash: float = 10_000.0):
-    """Same signals through backtrader: cheat-on-open market orders at the next bar's open, its own
-    percentage slippage and commission, its own cash/value accounting (short proceeds held as cash).
-    Backtrader needs explicit sizes, so the all-in size is computed here from its cash (a 1e-13 haircut
-    keeps it from rejecting an order that costs exactly all the cash)."""
+def make_signal_trader(fee: float, slip: float, trade_from: int = 0):
+    """A Backtrader strategy base class that trades like Maestro's engine: a subclass says, at each bar's
+    close, what its signals are (``signals_now() -> (long_entry, long_exit, short_entry, short_exit)``) and
+    this class acts on them at the next bar's open (cheat-on-open market orders), all-in, long and short.
+
+    Conflict rules as documented in ``maestro_pipeline.backtest``: entry+exit of one side, or both entries,
+    cancel; an entry in the direction held does nothing; an opposite entry reverses (closes and re-opens
+    all-in at the same open; a same-bar exit of the held side is part of that reversal). Signals at bars
+    before ``trade_from`` are ignored. Backtrader needs explicit sizes, so the all-in size is computed from
+    its cash (a 1e-13 haircut keeps it from rejecting an order that costs exactly all the cash). Records the
+    broker value at every close (``values``) and each opened trade as ``(bar index, direction)``.
+    """
     import backtrader as bt
 
-    le, lx, se, sx = sig.arrays()
     haircut = 1 - 1e-13
 
-    class Replay(bt.Strategy):
+    class SignalTrader(bt.Strategy):
         def __init__(self):
-            self.i, self.values, self.pending, self.opened = -1, [], None, 0
+            self.values, self.entries, self.pending = [], [], None
+
+        def signals_now(self):  # pragma: no cover - overridden
+            raise NotImplementedError
 
         def notify_trade(self, trade):
             if trade.justopened:
-                self.opened += 1
+                self.entries.append((len(self.data) - 1, "long" if trade.size > 0 else "short"))
 
-        def next_open(self):  # runs before this bar's open is traded
+        def _act(self):
             if self.pending is None:
                 return
             e_l, x_l, e_s, x_s = self.pending
@@ -341,20 +350,61 @@ def backtrader_equity(bars: pd.DataFrame, sig: Signals, fee: float, slip: float,
             elif pos == 0 and e_s:
                 self.sell(size=cash / (sell * (1 + fee)) * haircut)
 
-        def next(self):  # this bar's close
-            self.i += 1
+        def next_open(self):  # runs before this bar's open is traded
+            self._act()
+
+        def prenext_open(self):
+            self._act()
+
+        def _close(self, ready: bool):
+            i = len(self.data) - 1
             self.values.append(self.broker.getvalue())
-            self.pending = (le[self.i], lx[self.i], se[self.i], sx[self.i])
+            self.pending = tuple(bool(x) for x in self.signals_now()) if ready and i >= trade_from else None
+
+        def next(self):  # this bar's close
+            self._close(True)
+
+        def prenext(self):  # indicators not ready yet: no signal
+            self._close(False)
+
+    return SignalTrader
+
+
+def run_backtrader(bars: pd.DataFrame, strategy_cls, fee: float, slip: float, init_cash: float = 10_000.0,
+                   analyzers: dict | None = None):
+    """Run ``strategy_cls`` (a :func:`make_signal_trader` subclass) on ``bars`` with Backtrader's own broker:
+    its percentage slippage on every fill, its commission on filled notional, its cash/value accounting."""
+    import backtrader as bt
 
     cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
     cerebro.broker.setcash(init_cash)
     cerebro.broker.set_checksubmit(False)  # the re-open order is funded by the close just before it
     cerebro.broker.set_slippage_perc(slip, slip_open=True, slip_match=True, slip_out=True)
     cerebro.broker.setcommission(commission=fee, stocklike=True, percabs=True)
-    cerebro.adddata(bt.feeds.PandasData(dataname=bars))
-    cerebro.addstrategy(Replay)
-    strat = cerebro.run()[0]
-    return np.array(strat.values), strat.opened
+    cerebro.adddata(bt.feeds.PandasData(dataname=bars, timeframe=bt.TimeFrame.Minutes, compression=60))
+    cerebro.addstrategy(strategy_cls)
+    for name, (cls, kw) in (analyzers or {}).items():
+        cerebro.addanalyzer(cls, _name=name, **kw)
+    return cerebro.run()[0]
+
+
+def backtrader_replay(bars: pd.DataFrame, sig: Signals, fee: float, slip: float, init_cash: float = 10_000.0,
+                      trade_from: int = 0, analyzers: dict | None = None):
+    """Replay Maestro's signal arrays through Backtrader; returns the finished Backtrader strategy."""
+    arrays = [np.asarray(a, dtype=bool) for a in sig.arrays()]
+
+    class Replay(make_signal_trader(fee, slip, trade_from)):
+        def signals_now(self):
+            i = len(self.data) - 1
+            return tuple(a[i] for a in arrays)
+
+    return run_backtrader(bars, Replay, fee, slip, init_cash, analyzers)
+
+
+def backtrader_equity(bars: pd.DataFrame, sig: Signals, fee: float, slip: float, init_cash: float = 10_000.0):
+    """(equity at each close, trades opened) of ``sig`` replayed through Backtrader."""
+    strat = backtrader_replay(bars, sig, fee, slip, init_cash)
+    return np.array(strat.values), len(strat.entries)
 
 
 def test_equity_matches_backtrader():
@@ -365,3 +415,125 @@ def test_equity_matches_backtrader():
     bt_equity, bt_trades = backtrader_equity(bars, sig, costs.fee, costs.slippage)
     np.testing.assert_allclose(res.equity.to_numpy(), bt_equity, rtol=1e-9, atol=0)
     assert res.n_trades == bt_trades == 6
+    strat = backtrader_replay(bars, sig, costs.fee, costs.slippage)
+    assert [(bars.index[i], d) for i, d in strat.entries] == list(zip(res.trades["entry_time"], res.trades["direction"]))
+
+
+# ----------------------------------------------------------------------------- funding and leverage
+
+
+def test_funding_payments_match_hand_computation():
+    bars = random_bars(20, seed=11)
+    n = len(bars)
+    le, lx, se, sx = (np.zeros(n, bool) for _ in range(4))
+    le[2] = True  # long from open[3]
+    se[9] = True  # reverse to short at open[10]
+    sx[13] = True  # flat from open[14]
+    sig = Signals(le, lx, se, sx)
+    rate = np.full(n, np.nan)
+    rate[[3, 4, 8, 10, 12, 14, 16]] = [0.01, 0.0001, -0.0002, 0.0003, 0.0004, 0.05, 0.02]
+    costs = Costs(fee=0.001, slippage=0.0005)
+    plain = run_backtest(bars, sig, costs)
+    funded_bars = bars.assign(funding_rate=rate)
+    res = run_backtest(funded_bars, sig, costs)
+
+    o = bars["open"].to_numpy()
+    fee, slip = costs.fee, costs.slippage
+    long_units = 10_000.0 / (o[3] * (1 + slip) * (1 + fee))
+    cash = long_units * o[10] * (1 - slip) * (1 - fee)
+    short_units = cash / (o[10] * (1 - slip) * (1 + fee))
+    # position held INTO each settlement: bar 3 = flat (the long fills at that open), 4 and 8 long,
+    # 10 = still long (the reversal fills at that open), 12 short, 14 = still short, 16 flat
+    expected = np.zeros(n)
+    expected[4] = -long_units * o[4] * 0.0001
+    expected[8] = -long_units * o[8] * -0.0002  # negative rate: the long receives
+    expected[10] = -long_units * o[10] * 0.0003
+    expected[12] = short_units * o[12] * 0.0004  # the short receives a positive rate
+    expected[14] = short_units * o[14] * 0.05
+    np.testing.assert_allclose(res.funding.to_numpy(), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(res.equity.to_numpy(), plain.equity.to_numpy() + np.cumsum(expected), rtol=1e-12)
+    prev = np.r_[10_000.0, res.equity.to_numpy()[:-1]]
+    np.testing.assert_allclose(res.returns.to_numpy(), res.equity.to_numpy() / prev - 1, rtol=1e-12, atol=1e-15)
+    pd.testing.assert_frame_equal(res.trades, plain.trades)  # funding is not trade pnl
+    assert plain.funding is None
+    # a window that starts later holds nothing into its first bar and ignores earlier settlements
+    late = run_backtest(funded_bars, sig, costs, start=9)  # the short (signal at 9) opens at open[10]
+    assert late.funding.index.equals(bars.index[9:])
+    assert late.funding.loc[bars.index[10]] == 0.0  # flat into bar 10 in this window (the long is before it)
+    assert late.funding.loc[bars.index[12]] > 0 and late.funding.loc[bars.index[16]] == 0.0
+    with pytest.raises(Exception, match="funding_rate"):
+        run_backtest(bars.assign(funding_rate=np.r_[np.inf, np.zeros(n - 1)]), sig, costs)
+
+
+def test_leverage_cap_is_validated_and_peak_leverage_reported():
+    bars = random_bars(60, seed=12)
+    n = len(bars)
+    z = np.zeros(n, bool)
+    se = z.copy()
+    se[5] = True
+    with pytest.raises(MaestroError, match="max_leverage=3 exceeds this engine's cap of 1"):
+        run_backtest(bars, Signals(z, z, se, z), Costs(), max_leverage=3)
+    with pytest.raises(MaestroError, match="max_leverage"):
+        run_backtest(bars, Signals(z, z, se, z), Costs(), max_leverage=0)
+    with pytest.raises(MaestroError, match="size_fraction=0.8 opens positions above max_leverage=0.5"):
+        run_backtest(bars, Signals(z, z, se, z), Costs(), size_fraction=0.8, max_leverage=0.5)
+    res = run_backtest(bars, Signals(z, z, se, z), Costs(), size_fraction=0.5, max_leverage=0.5)
+    c = bars["close"].to_numpy()
+    units = res.trades["size"].iloc[0]
+    lev = units * c[6:] / res.equity.to_numpy()[6:]
+    assert res.peak_leverage == pytest.approx(lev.max(), rel=1e-12)
+    assert 0.45 < lev[0] < 0.55
+    # evaluate passes the limits through
+    with pytest.raises(MaestroError, match="max_leverage"):
+        evaluate(bars, get_strategy("rsi"), {}, 20, 60, Costs(), max_leverage=2.0)
+
+
+# ----------------------------------------------------------------------------- the new classic strategies
+
+
+def test_channel_signals_by_hand():
+    high = np.array([10, 11, 12, 11, 10, 13, 12, 11, 9, 8, 10, 12], dtype=float)
+    low = high - 2
+    close = np.array([9, 10, 11, 10, 9, 12.5, 11, 10, 8, 6.5, 9.5, 10.5], dtype=float)
+    bars = pd.DataFrame({"open": close, "high": high, "low": low, "close": close, "volume": 1.0},
+                        index=pd.date_range("2024-01-01", periods=12, freq="h"))
+    s = get_strategy("channel")
+    p = {"window": 3, "exit_window": 2}  # below the search range, fine for signals()
+    le, lx, se, sx = s.signals(bars, p).arrays()
+    # upper_3[t] = max(high[t-3..t-1]): t=5: 12 < 12.5; t=11: max(9, 8, 10) = 10 < 10.5; t=3,4: 10, 9 < 12
+    assert np.flatnonzero(le).tolist() == [5, 11]
+    # lower_3[t] = min(low[t-3..t-1]): t=8: min(11, 10, 9) = 9 > 8; t=9: min(10, 9, 7) = 7 > 6.5
+    assert np.flatnonzero(se).tolist() == [8, 9]
+    # long exit, close < min(low[t-2..t-1]): t=8: min(10, 9) = 9 > 8; t=9: min(9, 7) = 7 > 6.5; t=7: 10 == 10 no
+    assert np.flatnonzero(lx).tolist() == [8, 9]
+    # short exit, close > max(high[t-2..t-1]): t=5: 11 < 12.5; t=10: 9 < 9.5; t=11: 10 < 10.5
+    assert np.flatnonzero(sx).tolist() == [5, 10, 11]
+    assert s.warmup(p) == 3
+    # the current bar's own high is not part of its channel (it is for the next bars)
+    spiked = bars.assign(high=np.where(np.arange(12) == 5, 100.0, high))
+    assert np.flatnonzero(s.signals(spiked, p).long_entries).tolist() == [5, 11]
+    with pytest.raises(MaestroError, match="exit_window"):
+        s.check({"window": 10, "exit_window": 20})
+
+
+def test_macd_matches_pandas_ewm_and_crosses():
+    bars = random_bars(600, seed=21)
+    s = get_strategy("macd")
+    p = s.check({"fast": 5, "slow": 13, "signal": 4})
+    c = bars["close"]
+    line = c.ewm(span=5, adjust=False, min_periods=5).mean() - c.ewm(span=13, adjust=False, min_periods=13).mean()
+    sig_line = line.ewm(span=4, adjust=False, min_periods=4).mean()  # pandas starts at the first non-NaN
+    from maestro_pipeline.strategies.macd import macd
+
+    got_line, got_sig = macd(c.to_numpy(), 5, 13, 4)
+    np.testing.assert_allclose(got_line, line.to_numpy(), rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(got_sig, sig_line.to_numpy(), rtol=1e-12, equal_nan=True)
+    d = (line - sig_line).to_numpy()
+    up = np.r_[False, (d[:-1] <= 0) & (d[1:] > 0)]
+    up[: s.warmup(p)] = False
+    sig = s.signals(bars, p)
+    np.testing.assert_array_equal(sig.long_entries, up)
+    np.testing.assert_array_equal(sig.short_exits, up)
+    assert sig.long_entries.sum() > 10 and s.warmup(p) == 4 * (13 + 4)
+    with pytest.raises(MaestroError, match="fast"):
+        s.check({"fast": 30, "slow": 20})

@@ -118,6 +118,18 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
+def _helper_modules(module_name: str) -> list[str]:
+    """Other modules of this package (``_indicators``, ``ema_cross``, ...) whose objects ``module_name`` uses, sorted."""
+    module = sys.modules.get(module_name)
+    package = __name__.rpartition(".")[0]
+    found = set()
+    for obj in vars(module).values() if module is not None else ():
+        owner = obj.__name__ if inspect.ismodule(obj) else getattr(obj, "__module__", None)
+        if isinstance(owner, str) and owner.startswith(package + ".") and owner not in (module_name, __name__):
+            found.add(owner)
+    return sorted(found)
+
+
 class Strategy(ABC):
     """Base class. Subclass it in one module of ``maestro_pipeline.strategies`` (or a plugin) to add a strategy."""
 
@@ -125,6 +137,10 @@ class Strategy(ABC):
     description: ClassVar[str]
     defaults: ClassVar[dict[str, Any]]
     space: ClassVar[dict[str, ParamSpec]]
+    #: Extra ``bars`` columns the strategy uses when present (derivatives data such as ``funding_rate``,
+    #: ``open_interest``, ``mark_price``, ``index_price``); without them it falls back to a documented proxy.
+    #: Presence is decided by the column existing in ``bars`` (never by its values, which would look ahead).
+    optional_columns: ClassVar[tuple[str, ...]] = ()
 
     # ----------------------------------------------------------------- parameters
 
@@ -213,13 +229,35 @@ class Strategy(ABC):
             arrays.append(a)
         return Signals(*arrays)
 
+    # ----------------------------------------------------------------- data
+
+    def missing_columns(self, bars: pd.DataFrame) -> tuple[str, ...]:
+        """The :attr:`optional_columns` that ``bars`` does not have."""
+        return tuple(c for c in self.optional_columns if c not in bars.columns)
+
+    def data_note(self, bars: pd.DataFrame, params: Mapping[str, Any] | None = None) -> str | None:
+        """A sentence saying which proxy replaced missing optional data, or None when nothing was replaced.
+
+        The default returns None when the strategy has no optional columns or ``bars`` has all of them, and a
+        generic sentence otherwise; strategies with optional columns override it to name their proxy.
+        """
+        missing = self.missing_columns(bars)
+        if not missing:
+            return None
+        return f"{', '.join(missing)} not available for this instrument: {self.name} used its price/volume proxy instead."
+
     # ----------------------------------------------------------------- lineage
 
     @property
     def code_version(self) -> str:
-        """sha256 (16 hex) of this strategy's module source plus this base module: changes when behaviour can."""
+        """sha256 (16 hex) of this strategy's module source plus this base module: changes when behaviour can.
+
+        Other modules of this package that the strategy module imports from (the shared ``_indicators``
+        kernels, or another strategy's helper such as ``ema_cross.ema``) are hashed too, after the two above,
+        so a change in a shared kernel changes the version of every strategy that uses it.
+        """
         h = hashlib.sha256()
-        for module_name in (type(self).__module__, __name__):
+        for module_name in (type(self).__module__, __name__, *_helper_modules(type(self).__module__)):
             module = sys.modules.get(module_name)
             try:
                 source = inspect.getsource(module) if module is not None else module_name
