@@ -17,6 +17,7 @@ from maestro_pipeline.config import MaestroConfig
 from resources import LakeResource, MarketDataResource
 
 from .automation import build_automation
+from .derivatives import build_derivatives_assets
 from .leaderboard import build_leaderboard_assets
 from .market_data import build_market_data_assets
 from .partitions import build_partitions
@@ -31,13 +32,18 @@ def build_definitions(cfg: MaestroConfig, base_dir: Path | None = None, *, now_m
     (leaderboard,) = build_leaderboard_assets(cfg, reports)
     assets = {a.key.path[-1]: a for a in (raw_candles, validated_bars, splits, params, reports, leaderboard)}
     jobs, schedules, sensors = build_automation(cfg, parts, assets)
+    # funding_rates / open_interest only when some instrument is a perpetual (BTC/USDT:USDT): spot-only graphs stay lean
+    derivatives = build_derivatives_assets(cfg, parts) if any(":" in i.symbol for i in cfg.instruments) else []
     return dg.Definitions(
-        assets=list(assets.values()),
+        assets=[*assets.values(), *derivatives],
         jobs=jobs,
         schedules=schedules,
         sensors=sensors,
         resources={
             "lake": LakeResource(root=str(cfg.lake_path(base_dir))),
-            "market": MarketDataResource(synthetic_seed=cfg.synthetic.seed, now_ms=now_ms),
+            "market": MarketDataResource(
+                synthetic_seed=cfg.synthetic.seed, now_ms=now_ms,
+                files={i.source_id: str(i.file_path(base_dir)) for i in cfg.instruments if i.exchange == "file"},
+            ),
         },
     )

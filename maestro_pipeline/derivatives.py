@@ -1,0 +1,101 @@
+"""Perpetual-futures history per month: funding rates and open interest, appended like candles.
+
+A month partition holds the records whose timestamp falls in that UTC month. Only perpetuals/futures have
+them (a ccxt symbol with a settle currency, ``BTC/USDT:USDT``), and only sources that offer the history
+(``CcxtSource`` where the exchange ``has`` it); for anything else :func:`ingest_derivative_month` says why
+and fetches nothing, which is not an error. Re-running appends only records after the newest stored one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from .errors import DataError
+from .ingest import month_bounds
+from .instruments import Instrument
+from .timeframes import timeframe_ms
+
+__all__ = ["KINDS", "DerivativeMonth", "ingest_derivative_month", "is_perpetual", "open_interest_timeframe"]
+
+#: asset name -> (source method, capability check method)
+KINDS = {
+    "funding_rates": ("fetch_funding_rates", "has_funding_rates"),
+    "open_interest": ("fetch_open_interest", "has_open_interest"),
+}
+#: Periods exchanges publish open interest at (Binance: 5m..1d); the instrument's timeframe is mapped onto them.
+OI_PERIODS = ("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
+
+
+def is_perpetual(inst: Instrument) -> bool:
+    """Perpetuals and futures carry a settle currency in their ccxt symbol (``BTC/USDT:USDT``)."""
+    return ":" in inst.symbol
+
+
+def open_interest_timeframe(timeframe: str) -> str:
+    """The open-interest period for an instrument: its timeframe if published, else the nearest coarser/finer."""
+    tf = timeframe_ms(timeframe)
+    fitting = [p for p in OI_PERIODS if timeframe_ms(p) <= tf]
+    return fitting[-1] if fitting else OI_PERIODS[0]
+
+
+@dataclass
+class DerivativeMonth:
+    table: pl.DataFrame | None   # the whole month after this ingest (None when nothing applies)
+    new_rows: int
+    changed: bool
+    note: str = ""
+    period: str | None = None    # open interest: the period fetched
+
+
+def ingest_derivative_month(
+    kind: str,
+    source,
+    inst: Instrument,
+    month: str,
+    existing: pl.DataFrame | None,
+    now_ms: int,
+    full_refresh: bool = False,
+) -> DerivativeMonth:
+    """Bring one month of ``kind`` (``funding_rates`` or ``open_interest``) up to date from ``source``."""
+    if kind not in KINDS:
+        raise DataError(f"unknown derivatives table {kind!r}; use one of {', '.join(KINDS)}")
+    method, capability = KINDS[kind]
+    label = kind.replace("_", " ")
+    if not is_perpetual(inst):
+        return DerivativeMonth(None, 0, False, f"{inst.symbol} is not a perpetual/future (no ':SETTLE' in the symbol): no {label}")
+    fetch = getattr(source, method, None)
+    has = getattr(source, capability, None)
+    if fetch is None or has is None or not has():
+        name = getattr(source, "SOURCE", inst.exchange)
+        return DerivativeMonth(None, 0, False, f"source {name} offers no {label} history")
+    m_start, m_end = month_bounds(month)
+    lo = max(m_start, inst.start_ms)
+    hi = min(m_end, inst.end_ms) if inst.end_ms is not None else m_end
+    hi = min(hi, now_ms + 1)
+    period = open_interest_timeframe(inst.timeframe) if kind == "open_interest" else None
+    if lo >= hi:
+        return DerivativeMonth(existing, 0, False, f"month {month} is outside the instrument's range or in the future", period)
+    step = timeframe_ms(period) if period else 1
+    since = lo
+    if existing is not None and existing.height and not full_refresh:
+        since = max(lo, int(existing["timestamp"].max()) + step)
+    if since >= hi:
+        return DerivativeMonth(existing, 0, False, "already up to date", period)
+    if kind == "open_interest":
+        fetched = fetch(inst.symbol, period, since, hi)
+    else:
+        fetched = fetch(inst.symbol, since, hi)
+    fetched = fetched.filter((pl.col("timestamp") >= since) & (pl.col("timestamp") < hi))
+    if existing is not None and existing.height and not full_refresh:
+        old, new = set(existing["source"].unique()), set(fetched["source"].unique())
+        if fetched.height and old != new:
+            raise DataError(
+                f"{inst.key} {month}: stored {label} come from {sorted(old)} but the source is {sorted(new)}; "
+                "sources are never stitched — use a new instrument"
+            )
+        combined = pl.concat([existing.select(fetched.columns), fetched]) if fetched.height else existing
+    else:
+        combined = fetched
+    return DerivativeMonth(combined, fetched.height, fetched.height > 0 or full_refresh, "", period)
