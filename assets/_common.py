@@ -52,3 +52,17 @@ def md_table(df, float_fmt: str = "{:.4g}", max_rows: int = 50) -> str:
     if df.height > max_rows:
         lines.append(f"\n… {df.height - max_rows} more rows in the lake")
     return "\n".join(lines)
+
+
+def failed_blocking_checks(instance: dg.DagsterInstance, check_keys, partition_keys: list[str]) -> dict[str, list[str]]:
+    """Partition key -> names of blocking checks whose latest evaluation there failed (partitioned checks)."""
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+    if not check_keys or not partition_keys:
+        return {}
+    infos = instance.event_log_storage.get_asset_check_partition_info(list(check_keys), partition_keys=list(partition_keys))
+    out: dict[str, list[str]] = {}
+    for i in infos:
+        if i.partition_key in partition_keys and i.latest_execution_status == AssetCheckExecutionRecordStatus.FAILED:
+            out.setdefault(i.partition_key, []).append(i.check_key.name)
+    return {k: sorted(v) for k, v in sorted(out.items())}

@@ -12,13 +12,13 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from maestro_pipeline.config import MaestroConfig
-from maestro_pipeline.ingest import month_of
 from maestro_pipeline.research import iso
 from maestro_pipeline.timeframes import DAY_MS, parse_duration_ms, timeframe_ms
 from maestro_pipeline.triggers import months_to_refresh, reoptimization_due
-from maestro_pipeline.validation import CHECK_GROUPS
+from maestro_pipeline.contract import blocking_checks
 from resources import LakeResource
 
+from ._common import failed_blocking_checks
 from .partitions import Partitions, bars_key
 
 
@@ -54,7 +54,7 @@ def build_automation(cfg: MaestroConfig, parts: Partitions, assets: dict[str, dg
                     tags={"maestro/trigger": "nightly"},
                 )
 
-    check_keys = [dg.AssetCheckKey(assets["validated_bars"].key, name) for name in CHECK_GROUPS]
+    check_keys = [dg.AssetCheckKey(assets["validated_bars"].key, name) for name in blocking_checks(cfg.data_contract.severities())]
 
     @dg.sensor(
         job=splits_job,
@@ -73,7 +73,8 @@ def build_automation(cfg: MaestroConfig, parts: Partitions, assets: dict[str, dg
                 continue
             fetched = files + lk.files("raw_candles", inst.hive)
             newest_month = max(p.parent.name.removeprefix("month=") for p in fetched)
-            failed = _failed_blocking_checks(context.instance, check_keys, inst.key, newest_month, parts)
+            failed = failed_blocking_checks(context.instance, check_keys, [str(bars_key(newest_month, inst.key))])
+            failed = sorted({n for names in failed.values() for n in names})
             if failed:
                 reasons.append(f"{inst.key}: blocking check failed on the newest month ({', '.join(failed)})")
                 continue
@@ -104,14 +105,3 @@ def build_automation(cfg: MaestroConfig, parts: Partitions, assets: dict[str, dg
     )
     return [refresh_job, splits_job], [nightly_refresh], [reoptimize_on_new_data, research_automation]
 
-
-def _failed_blocking_checks(instance: dg.DagsterInstance, check_keys, instrument: str, month: str, parts: Partitions) -> list[str]:
-    """Names of blocking checks whose latest evaluation on this month x instrument failed."""
-    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-
-    pk = str(bars_key(month, instrument))
-    infos = instance.event_log_storage.get_asset_check_partition_info(check_keys, partition_keys=[pk])
-    return sorted(
-        i.check_key.name for i in infos
-        if i.partition_key == pk and i.latest_execution_status == AssetCheckExecutionRecordStatus.FAILED
-    )

@@ -1,31 +1,37 @@
 """``raw_candles`` and ``validated_bars``: one Parquet file per month x instrument, checked before research.
 
-Thin Dagster wrappers: fetching lives in ``maestro_pipeline.ingest``, the rules in ``maestro_pipeline.validation``.
-A partition that breaks a structural rule never reaches ``validated_bars/``: its rows go to
-``quarantine/validated_bars/`` and the blocking check fails with the reason, so research (which reads the
-validated lake) cannot see it in this run or any later one.
+Thin Dagster wrappers: fetching lives in ``maestro_pipeline.ingest``, the data contract (a great-expectations
+suite, severities, quarantine, gaps) in ``maestro_pipeline.contract``. One partitioned asset check per contract
+rule: blocking for ``error`` rules, WARN for ``drop``/``warn`` rules.
+
+* A blocking (``error``) failure leaves the validated lake as it was (the previous version of the month, if any,
+  stays), sends every row of the month to ``quarantine/asset=validated_bars/…`` with ``rule``/``reason``
+  columns, fails the step (so nothing downstream runs in this run) and records the failed check (so
+  ``all_deps_blocking_checks_passed`` and the re-optimization sensor hold research back in later runs).
+* ``drop`` rules (copied rows by default) quarantine only the offending rows; the rest of the month is validated
+  and the check fails with WARN. Missing bars are never invented: gaps travel as metadata.
 """
 
+
+import json
+import time
 
 import dagster as dg
 import polars as pl
 
 from maestro_pipeline.config import MaestroConfig
-from maestro_pipeline.ingest import ingest_month, month_bounds
+from maestro_pipeline.contract import CHECKS, ERROR, checks_of, evaluate
+from maestro_pipeline.ingest import ingest_month, month_bounds, month_of
 from maestro_pipeline.lake import Lake
 from maestro_pipeline.research import bars_hash, iso
-from maestro_pipeline.validation import CHECK_GROUPS, check_bars, find_gaps, group_results
+from maestro_pipeline.validation import find_gaps
 from resources import LakeResource, MarketDataResource
 
-from ._common import code_version, partition_dims, user_errors
+from ._common import code_version, md_table, partition_dims, user_errors
 from .partitions import Partitions
 
-CHECK_DESCRIPTIONS = {
-    "schema_and_nulls": "Columns and types match the bar schema; no null or NaN prices or volumes.",
-    "timestamps_sorted_unique_aligned": "Timestamps strictly increase, are unique, sit on the timeframe grid and inside the month.",
-    "ohlc_consistent": "high >= max(open, close), low <= min(open, close), high >= low, prices > 0.",
-    "volume_non_negative": "Volume is never negative.",
-}
+QUARANTINE = "quarantine"
+DATA_DOCS = "data_docs"
 
 
 class RawCandlesConfig(dg.Config):
@@ -49,7 +55,8 @@ def _bars_metadata(df: pl.DataFrame, timeframe: str) -> dict:
 
 
 def build_market_data_assets(cfg: MaestroConfig, parts: Partitions) -> list:
-    raw_cv = code_version("maestro_pipeline.ingest", "maestro_pipeline.market.synthetic", "maestro_pipeline.schema")
+    raw_cv = code_version("maestro_pipeline.ingest", "maestro_pipeline.market.synthetic", "maestro_pipeline.market.ccxt_source",
+                          "maestro_pipeline.market.files", "maestro_pipeline.schema")
 
     @dg.asset(
         partitions_def=parts.bars,
@@ -83,17 +90,25 @@ def build_market_data_assets(cfg: MaestroConfig, parts: Partitions) -> list:
             context.log.info(f"{inst.key} {month}: {res.new_rows} new bars ({res.note or 'written'})")
         return dg.MaterializeResult(metadata=meta, data_version=dg.DataVersion(meta.get("data_version", "empty")))
 
+    contract_cv = code_version("maestro_pipeline.contract", "maestro_pipeline.validation")
+    severities = cfg.data_contract.severities()
+
     @dg.asset(
         partitions_def=parts.bars,
         deps=[raw_candles],
         group_name="market_data",
-        kinds={"polars", "parquet"},
-        code_version=code_version("maestro_pipeline.validation"),
+        kinds={"polars", "parquet", "great_expectations"},
+        code_version=contract_cv,
         check_specs=[
-            *(dg.AssetCheckSpec(name, asset="validated_bars", blocking=True, description=CHECK_DESCRIPTIONS[name], partitions_def=parts.bars) for name in CHECK_GROUPS),
-            dg.AssetCheckSpec("gaps", asset="validated_bars", blocking=False, partitions_def=parts.bars, description="Missing bars against the timeframe grid (warning; never filled in)."),
+            dg.AssetCheckSpec(
+                name, asset="validated_bars", blocking=severities[name] == ERROR, partitions_def=parts.bars,
+                description=f"[{severities[name]}] {desc}",
+            )
+            for name, (_, _, desc) in CHECKS.items()
         ],
-        description="Bars that passed the structural rules; failing partitions are quarantined, not written here.",
+        description="Bars that satisfy the data contract (a great-expectations suite). A month failing an error "
+        "rule is not written here (its rows go to quarantine/); rows failing a drop rule are quarantined and the rest "
+        "validated. Gaps are reported, never filled. Data Docs: data_lake/data_docs/asset=validated_bars/….",
     )
     def validated_bars(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         dims = partition_dims(context)
@@ -102,53 +117,101 @@ def build_market_data_assets(cfg: MaestroConfig, parts: Partitions) -> list:
             month = dims["month"]
             lk = lake.lake()
             part = Lake.month_partition(inst, month)
-            if not lk.exists("raw_candles", part):
-                raw = pl.DataFrame()
-                note = "no raw candles for this month (before the instrument's start, or not fetched yet)"
-            else:
-                raw = lk.read_file("raw_candles", part)
-                note = ""
+            qpart = {"asset": "validated_bars", **part}
+            has_raw = lk.exists("raw_candles", part)
+            raw = lk.read_file("raw_candles", part) if has_raw else pl.DataFrame()
             m_start, m_end = month_bounds(month)
-            results = check_bars(raw, inst.timeframe, m_start, m_end) if raw.height else []
-            groups = group_results(results) if results else {g: [] for g in CHECK_GROUPS}
-            ok = all(r.passed for r in results)
-            meta: dict = {**_bars_metadata(raw, inst.timeframe), "instrument": inst.key} if raw.height else {"rows": 0, "note": note}
-            lineage = {"run_id": context.run_id, "partition": context.partition_key,
-                       "upstream": {"raw_candles": Lake.lineage(lk.path("raw_candles", part))} if raw.height else {}}
-            if raw.height and ok:
-                w = lk.write_table(raw, "validated_bars", part, lineage=lineage)
-                meta["path"] = dg.MetadataValue.path(str(w.path))
-                meta["status"] = "validated"
-            elif raw.height:
-                failed = [r for r in results if not r.passed]
-                w = lk.write_table(
-                    raw, "quarantine", {"asset": "validated_bars", **part},
-                    lineage={**lineage, "reasons": [f"{r.rule}: {r.message}" for r in failed]},
-                )
-                meta["status"] = "quarantined"
-                meta["quarantine_path"] = dg.MetadataValue.path(str(w.path))
-                context.log.error(f"{inst.key} {month} quarantined: " + "; ".join(r.message for r in failed))
+            policy = cfg.data_contract.policy_for(inst.exchange)
+            t0 = time.perf_counter()
+            res = evaluate(raw, inst.timeframe, policy, m_start, m_end, _previous_last_bar(lk, inst, month))
+            t_contract = time.perf_counter() - t0
+            meta: dict = {"instrument": inst.key, "status": res.status, "raw_rows": raw.height}
+            if not has_raw:
+                meta["note"] = "no raw candles for this month (before the instrument's start, or not fetched yet)"
+            lineage = {
+                "run_id": context.run_id, "partition": context.partition_key,
+                "upstream": {"raw_candles": Lake.lineage(lk.path("raw_candles", part))} if has_raw else {},
+                "contract": res.summary(),
+            }
+            version = None
+            if raw.height:
+                t1 = time.perf_counter()
+                html = res.data_docs_html()
+                t_docs = time.perf_counter() - t1
+                with lk.transaction() as tx:
+                    if not res.blocked:
+                        w = lk.write_table(res.valid, "validated_bars", part, lineage=lineage, tx=tx)
+                        version = bars_hash(res.valid)
+                        meta["path"] = dg.MetadataValue.path(str(w.path))
+                    if res.quarantine.height:
+                        qw = lk.write_table(
+                            res.quarantine, QUARANTINE, qpart, tx=tx,
+                            lineage={**lineage, "reasons": [f"{k}: {o.message}" for k, o in res.failed.items() if o.severity != "warn"]},
+                        )
+                        meta["quarantine_path"] = dg.MetadataValue.path(str(qw.path))
+                    docs = lk.write_bytes(html.encode(), DATA_DOCS, qpart, "index.html", tx=tx)
+                if not res.quarantine.height and lk.exists(QUARANTINE, qpart):
+                    lk.delete_partition(QUARANTINE, qpart)  # an earlier run's quarantine no longer applies
+                meta["data_docs"] = dg.MetadataValue.path(str(docs))
+                meta["contract_seconds"] = round(t_contract, 3)
+                meta["data_docs_seconds"] = round(t_docs, 3)
+            if res.blocked:
+                kept = lk.path("validated_bars", part)
+                version = bars_hash(pl.read_parquet(kept)) if kept.exists() else None
+                meta["validated_lake"] = (f"unchanged: keeps its previous version ({version})" if version
+                                          else "unchanged: nothing validated for this month")
+                context.log.error(f"{inst.key} {month} blocked by the data contract: "
+                                  + "; ".join(f"{k}: {o.message}" for k, o in res.failed.items() if o.blocking))
+            meta.update(_bars_metadata(res.valid, inst.timeframe) if res.valid.height else {"rows": 0})
+            meta["quarantined_rows"] = res.quarantine.height
+            meta["gaps"] = len(res.gaps)
+            meta["missing_bars"] = int(sum(g[2] for g in res.gaps))
+            if res.gaps:
+                meta["gap_ranges"] = dg.MetadataValue.md(md_table(pl.DataFrame(
+                    [{"first_missing": iso(a), "last_missing": iso(b), "missing_bars": n} for a, b, n in res.gaps])))
+            meta["contract"] = dg.MetadataValue.md(md_table(pl.DataFrame([
+                {"rule": k, "severity": o.severity, "result": "pass" if o.passed else ("not evaluated" if not o.evaluated else "FAIL"),
+                 "count": o.count, "first": ", ".join(o.first_offenders[:3])} for k, o in res.outcomes.items()])))
+            meta["thresholds"] = json.dumps(res.params)
+            if version:
+                meta["data_version"] = version
         checks = []
-        for name, rs in groups.items():
-            bad = [r for r in rs if not r.passed]
-            checks.append(
-                dg.AssetCheckResult(
-                    check_name=name,
-                    passed=not bad,
-                    description="; ".join(f"{r.rule}: {r.message}" for r in bad) if bad else ("ok" if rs else "no rows to check"),
-                    metadata={r.rule: r.message for r in rs} | ({"first_offenders": ", ".join(bad[0].first_offenders)} if bad and bad[0].first_offenders else {}),
-                )
-            )
-        gaps = find_gaps(raw["timestamp"], inst.timeframe) if raw.height else []
-        checks.append(
-            dg.AssetCheckResult(
-                check_name="gaps",
-                passed=not gaps,
-                severity=dg.AssetCheckSeverity.WARN,
-                description=f"{len(gaps)} gap(s), {sum(g[2] for g in gaps)} missing bar(s)" if gaps else "no missing bars",
-                metadata={"ranges": ", ".join(f"{iso(a)}..{iso(b)} ({n})" for a, b, n in gaps[:20])} if gaps else {},
-            )
-        )
-        return dg.MaterializeResult(metadata=meta, check_results=checks, data_version=dg.DataVersion(meta.get("data_version", "empty")))
+        for name, outs in checks_of(res.outcomes).items():
+            bad = [o for o in outs if not o.passed]
+            desc = "; ".join(f"{o.rule}: {o.message}" for o in bad) if bad else ("ok" if raw.height else "no rows to check")
+            md: dict = {"severity": severities[name], "action": _action(severities[name], bool(bad), res.blocked)}
+            for o in outs:
+                md[f"{o.rule} (count)"] = o.count
+                if o.first_offenders:
+                    md[f"{o.rule} (first)"] = ", ".join(o.first_offenders)
+            checks.append(dg.AssetCheckResult(
+                check_name=name, passed=not bad, description=desc, metadata=md,
+                severity=dg.AssetCheckSeverity.ERROR if severities[name] == ERROR else dg.AssetCheckSeverity.WARN,
+            ))
+        return dg.MaterializeResult(metadata=meta, check_results=checks, data_version=dg.DataVersion(version or "empty"))
 
     return [raw_candles, validated_bars]
+
+
+def _action(severity: str, failed: bool, blocked: bool) -> str:
+    if not failed:
+        return "none"
+    if severity == ERROR:
+        return "month blocked: every row quarantined, validated lake unchanged"
+    if severity == "drop":
+        return "offending rows quarantined" + ("; month blocked by another check" if blocked else ", the rest validated")
+    return "reported only"
+
+
+def _previous_last_bar(lk: Lake, inst, month: str) -> int | None:
+    """Open time of the last bar of the previous month (validated if present, else raw), to see gaps across
+    the month boundary; ``None`` when the previous month has no data (e.g. before the instrument's start)."""
+    m_start, _ = month_bounds(month)
+    prev = month_of(m_start - 1)
+    for asset in ("validated_bars", "raw_candles"):
+        p = lk.path(asset, Lake.month_partition(inst, prev))
+        if p.exists():
+            ts = pl.read_parquet(p, columns=["timestamp"])["timestamp"]
+            if ts.len():
+                return int(ts.max())
+    return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from datetime import date, datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -23,8 +24,10 @@ from .timeframes import SUPPORTED_TIMEFRAMES, parse_duration_ms
 DEFAULT_CONFIG_PATH = "maestro.yaml"
 CONFIG_ENV = "MAESTRO_CONFIG"
 
-#: Sources that are not ccxt exchanges.
-BUILTIN_SOURCES = ("synthetic",)
+#: Sources that are not ccxt exchanges. ``file`` instruments take ``path`` (and ``name``); their key's exchange
+#: part is ``file_<name>`` (e.g. ``file_bitvavo.BTC_EUR.1h``) so two files of one symbol stay two instruments.
+BUILTIN_SOURCES = ("synthetic", "file")
+_FILE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
 @lru_cache(maxsize=1)
@@ -49,13 +52,15 @@ class InstrumentConfig(_Model):
     timeframe: str
     start: date
     end: date | None = None
+    path: str | None = None   # exchange: file only: the candle file (CSV, Parquet, feather, freqtrade JSON)
+    name: str | None = None   # exchange: file only: names the instrument (default: the file's stem)
 
     @field_validator("exchange")
     @classmethod
     def _exchange(cls, v: str) -> str:
         if v not in known_exchanges():
             raise ValueError(
-                f"unknown exchange {v!r}{_closest(v, known_exchanges())}; use 'synthetic' or a ccxt exchange id"
+                f"unknown exchange {v!r}{_closest(v, known_exchanges())}; use 'synthetic', 'file' or a ccxt exchange id"
             )
         return v
 
@@ -84,10 +89,38 @@ class InstrumentConfig(_Model):
             raise ValueError(f"start {self.start} is before any crypto market existed")
         if self.end is not None and self.end <= self.start:
             raise ValueError(f"end {self.end} must be after start {self.start}")
+        if self.exchange == "file":
+            if not self.path:
+                raise ValueError("exchange: file needs path: (a .csv, .parquet, .feather or freqtrade .json file)")
+            if not _FILE_NAME_RE.match(self.file_name):
+                raise ValueError(
+                    f"name {self.file_name!r} must be lower-case letters, digits or _ (start with a letter, at most 40)"
+                )
+        elif self.path is not None or self.name is not None:
+            raise ValueError("path and name are only for exchange: file")
         return self
 
+    @property
+    def file_name(self) -> str:
+        """The file instrument's name: ``name``, else the file's stem made key-safe."""
+        from .market.files import file_source_name
+
+        return self.name or file_source_name(self.path or "file")
+
+    @property
+    def source_id(self) -> str:
+        """The exchange part of the instrument key: the exchange id, or ``file_<name>`` for files."""
+        return f"file_{self.file_name}" if self.exchange == "file" else self.exchange
+
+    def file_path(self, base: Path | None = None) -> Path | None:
+        """The file of an ``exchange: file`` instrument, relative paths resolved against ``base``."""
+        if self.exchange != "file" or not self.path:
+            return None
+        p = Path(os.path.expandvars(os.path.expanduser(self.path)))
+        return p if p.is_absolute() or base is None else base / p
+
     def to_instrument(self) -> Instrument:
-        return Instrument(self.exchange, self.symbol, self.timeframe, self.start, self.end)
+        return Instrument(self.source_id, self.symbol, self.timeframe, self.start, self.end)
 
 
 class WalkForwardConfig(_Model):
@@ -136,6 +169,79 @@ class ScheduleConfig(_Model):
     timezone: str = "UTC"
 
 
+def _contract_length(v: str | int | None, info: Any) -> str | int | None:
+    """A gap or run length: a duration (6h, 90m, 2d), a bar count (12) or 0."""
+    if v is None or v in (0, "0"):
+        return v if v is None else 0
+    try:
+        parse_duration_ms(v, "1m")
+    except MaestroError as e:
+        raise ValueError(str(e)) from None
+    return v
+
+
+class ContractThresholds(_Model):
+    """Thresholds of the bar contract (crypto trades 24/7: every bar of every day is expected)."""
+
+    max_gap: str | int = "6h"
+    spike_z: float = Field(50.0, gt=0)
+    max_flat_run: str | int = "6h"
+    max_zero_volume_run: str | int = 0
+
+    _len = field_validator("max_gap", "max_flat_run", "max_zero_volume_run")(_contract_length)
+
+
+class ContractThresholdsOverride(_Model):
+    max_gap: str | int | None = None
+    spike_z: float | None = Field(None, gt=0)
+    max_flat_run: str | int | None = None
+    max_zero_volume_run: str | int | None = None
+
+    _len = field_validator("max_gap", "max_flat_run", "max_zero_volume_run")(_contract_length)
+
+
+class DataContractConfig(_Model):
+    """``data_contract``: which rules block, which drop rows, which warn; thresholds per exchange."""
+
+    severity: dict[str, str] = {}
+    default: ContractThresholds = ContractThresholds()
+    exchanges: dict[str, ContractThresholdsOverride] = {}
+
+    @field_validator("severity")
+    @classmethod
+    def _severity(cls, v: dict[str, str]) -> dict[str, str]:
+        from .contract import CHECKS
+
+        for check, sev in v.items():
+            if check not in CHECKS:
+                raise ValueError(f"unknown check {check!r}{_closest(check, list(CHECKS))}; checks: {', '.join(CHECKS)}")
+            allowed = CHECKS[check][1]
+            if sev not in allowed:
+                raise ValueError(f"check {check!r} cannot be {sev!r}; use {' or '.join(allowed)}")
+        return v
+
+    @field_validator("exchanges")
+    @classmethod
+    def _exchanges(cls, v: dict[str, ContractThresholdsOverride]) -> dict[str, ContractThresholdsOverride]:
+        for ex in v:
+            if ex not in known_exchanges():
+                raise ValueError(f"unknown exchange {ex!r}{_closest(ex, known_exchanges())}")
+        return v
+
+    def severities(self) -> dict[str, str]:
+        from .contract import CHECKS
+
+        return {c: self.severity.get(c, CHECKS[c][0]) for c in CHECKS}
+
+    def policy_for(self, exchange: str):
+        """The contract policy (severities + this exchange's thresholds) as ``contract.Policy``."""
+        from .contract import Policy
+
+        over = self.exchanges.get(exchange)
+        t = {**self.default.model_dump(), **({k: x for k, x in over.model_dump().items() if x is not None} if over else {})}
+        return Policy(severity=self.severities(), **t)
+
+
 class MaestroConfig(_Model):
     lake_root: str = "data_lake"
     instruments: list[InstrumentConfig]
@@ -145,6 +251,7 @@ class MaestroConfig(_Model):
     costs: CostsConfig = CostsConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    data_contract: DataContractConfig = DataContractConfig()
 
     @field_validator("instruments")
     @classmethod
@@ -155,6 +262,18 @@ class MaestroConfig(_Model):
         dupes = sorted({k for k in keys if keys.count(k) > 1})
         if dupes:
             raise ValueError(f"instrument listed twice: {', '.join(dupes)}")
+        return v
+
+    @field_validator("strategies", mode="before")
+    @classmethod
+    def _all_strategies(cls, v: Any) -> Any:
+        """``strategies: all`` researches the whole catalog (every strategy file, including plugins)."""
+        if v == "all":
+            from .strategies import available_strategies
+
+            return available_strategies()
+        if isinstance(v, str):
+            raise ValueError(f"write a list of strategy names (e.g. [ema_cross, rsi]) or 'all', not {v!r}")
         return v
 
     @field_validator("strategies")
