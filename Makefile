@@ -43,7 +43,7 @@ validate: $(STAMP)
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
 bench: $(STAMP)
-	$(BIN)/python -m maestro_pipeline.bench
+	$(BIN)/python -m maestro_pipeline.bench $(BENCH_ARGS)
 
 clean-lake:
 	rm -rf data_lake/*/ data_lake/*.duckdb .dagster_home

@@ -6,7 +6,6 @@ research``); each writes its tables atomically and records seeds, data versions 
 
 
 import json
-from importlib.metadata import version
 
 import dagster as dg
 import numpy as np
@@ -14,19 +13,19 @@ import polars as pl
 
 from maestro_pipeline.backtest import Costs
 from maestro_pipeline.config import MaestroConfig
-from maestro_pipeline.ingest import month_of
+from maestro_pipeline.contract import blocking_checks
 from maestro_pipeline.lake import Lake
 from maestro_pipeline.errors import MaestroError
 from maestro_pipeline.reports import QUANTSTATS_CONVENTIONS, equity_drawdown_png, png_markdown, quantstats_metrics, write_tearsheet
 from maestro_pipeline.research import (
-    MIN_OOS_TRADES, MIN_WFE, bars_hash, iso, make_splits, optimize_splits, run_oos, splits_from_table, verdict,
+    MIN_OOS_TRADES, MIN_WFE, attach_derivatives, bars_hash, iso, make_splits, optimize_splits, run_oos, splits_from_table, verdict,
 )
 from maestro_pipeline.splits import next_split_ready_ms
 from maestro_pipeline.timeframes import parse_duration_ms, timeframe_ms
 from resources import LakeResource
 
-from ._common import code_version, library_versions, md_table, partition_dims, user_errors
-from .partitions import Partitions
+from ._common import code_version, failed_blocking_checks, library_versions, md_table, partition_dims, user_errors
+from .partitions import Partitions, bars_key
 
 #: Research assets run after new splits, and only when every upstream blocking check has passed.
 RESEARCH_CONDITION = (
@@ -59,7 +58,22 @@ def read_contiguous_bars(lk: Lake, inst) -> pl.DataFrame:
 
 
 def build_research_assets(cfg: MaestroConfig, parts: Partitions, validated_bars: dg.AssetsDefinition) -> list:
-    base = cfg.lake_path()
+    check_keys = [dg.AssetCheckKey(validated_bars.key, n) for n in blocking_checks(cfg.data_contract.severities())]
+
+    def max_gap(inst):
+        return cfg.data_contract.policy_for(inst.exchange).max_gap
+
+    def research_inputs(context: dg.AssetExecutionContext, lake: LakeResource):
+        """What every instrument x strategy asset starts from: the instrument, its lake partition, bars, costs."""
+        dims = partition_dims(context)
+        inst = cfg.instrument(dims["instrument"])
+        lk = lake.lake()
+        c = cfg.costs_for(inst.exchange)
+        bars = read_contiguous_bars(lk, inst)
+        extra = {kind: lk.query(f"SELECT * FROM read_parquet('{lk.glob(kind, inst.hive)}', union_by_name=true)")
+                 for kind in ("funding_rates", "open_interest") if lk.files(kind, inst.hive)}
+        bars = attach_derivatives(bars, inst.timeframe, extra.get("funding_rates"), extra.get("open_interest"))
+        return (inst, dims["strategy"], lk, research_partition(inst, dims["strategy"]), bars, Costs(c.fee, c.slippage))
 
     @dg.asset(
         partitions_def=parts.instruments,
@@ -73,8 +87,16 @@ def build_research_assets(cfg: MaestroConfig, parts: Partitions, validated_bars:
         with user_errors():
             inst = cfg.instrument(context.partition_key)
             lk = lake.lake()
+            months = sorted({p.parent.name.removeprefix("month=") for a in ("raw_candles", "validated_bars") for p in lk.files(a, inst.hive)})
+            blocked = failed_blocking_checks(context.instance, check_keys, [str(bars_key(m, inst.key)) for m in months])
+            if blocked:
+                raise MaestroError(
+                    f"{inst.key}: blocking data checks failed for "
+                    + "; ".join(f"{k.split('|')[-1]} ({', '.join(v)})" for k, v in blocked.items())
+                    + " — research waits until those months pass (see validated_bars' checks)"
+                )
             bars = read_contiguous_bars(lk, inst)
-            splits, table = make_splits(bars, inst.timeframe, cfg.walk_forward)
+            splits, table = make_splits(bars, inst.timeframe, cfg.walk_forward, max_gap=max_gap(inst))
             dv = bars_hash(bars)
             w = lk.write_table(table, "walk_forward_splits", inst.hive,
                                lineage={"run_id": context.run_id, "bars_data_version": dv, "walk_forward": cfg.walk_forward.model_dump()})
@@ -108,19 +130,12 @@ def build_research_assets(cfg: MaestroConfig, parts: Partitions, validated_bars:
         "window; every trial goes to the trial_ledger table. Unchanged splits are reused by fingerprint.",
     )
     def split_optimal_params(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-        dims = partition_dims(context)
         with user_errors():
-            inst = cfg.instrument(dims["instrument"])
-            strategy = dims["strategy"]
-            lk = lake.lake()
-            part = research_partition(inst, strategy)
+            inst, strategy, lk, part, bars, costs = research_inputs(context, lake)
             table = lk.read_file("walk_forward_splits", inst.hive)
-            bars = read_contiguous_bars(lk, inst)
             prev = lk.read_file("split_optimal_params", part) if lk.exists("split_optimal_params", part) else None
             prev_ledger = lk.read_file("trial_ledger", part) if lk.exists("trial_ledger", part) else None
-            c = cfg.costs_for(inst.exchange)
-            out = optimize_splits(bars, splits_from_table(table), strategy, cfg.search, Costs(c.fee, c.slippage),
-                                  inst.timeframe, prev, prev_ledger)
+            out = optimize_splits(bars, splits_from_table(table), strategy, cfg.search, costs, inst.timeframe, prev, prev_ledger)
             versions = library_versions("optuna", "vectorbt", "numpy", "pandas")
             lineage = {"run_id": context.run_id, "bars_data_version": bars_hash(bars), "search": cfg.search.model_dump(),
                        "sampler": "optuna.samplers.TPESampler(multivariate=True, seed=per-split)", "libraries": versions}
@@ -155,16 +170,10 @@ def build_research_assets(cfg: MaestroConfig, parts: Partitions, validated_bars:
         "vs buy-and-hold, per-split train vs test metrics, quantstats figures (365-day year) and an HTML tearsheet.",
     )
     def oos_reports(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-        dims = partition_dims(context)
         with user_errors():
-            inst = cfg.instrument(dims["instrument"])
-            strategy = dims["strategy"]
-            lk = lake.lake()
-            part = research_partition(inst, strategy)
+            inst, strategy, lk, part, bars, costs = research_inputs(context, lake)
             params = lk.read_file("split_optimal_params", part)
-            bars = read_contiguous_bars(lk, inst)
-            c = cfg.costs_for(inst.exchange)
-            res = run_oos(bars, params, strategy, Costs(c.fee, c.slippage), inst.timeframe)
+            res = run_oos(bars, params, strategy, costs, inst.timeframe, max_gap=max_gap(inst))
             qs = quantstats_metrics(res.returns, res.benchmark)
             word, reason = verdict(res.summary["oos_trades"], qs["sharpe"], res.summary["wfe"])
             summary = {
@@ -198,6 +207,7 @@ def build_research_assets(cfg: MaestroConfig, parts: Partitions, validated_bars:
                 "oos_trades": summary["oos_trades"],
                 "walk_forward_efficiency": summary["wfe"] if summary["wfe"] is not None else float("nan"),
                 "wfe_note": summary["wfe_note"],
+                "data_note": summary["data_note"] or "strategy used only OHLCV (no proxies)",
                 "buy_hold_total_return": summary["buy_hold_total_return"],
                 "per_split": dg.MetadataValue.md(md_table(res.per_split.drop("params"))),
                 "equity_chart": dg.MetadataValue.md(png_markdown(png, "OOS equity and drawdown vs buy-and-hold")),

@@ -22,12 +22,15 @@ from .backtest import Costs, evaluate
 from .errors import MaestroError
 from .metrics import METRIC_CONVENTIONS, compute_metrics
 from .optimize import search_split
-from .schema import to_pandas_bars
+from .schema import DERIVATIVE_COLUMNS, to_pandas_bars
 from .splits import Split, walk_forward_splits
 from .strategies import get_strategy
 from .strategies.base import Categorical, FloatParam, IntParam, Strategy
 from .timeframes import bars_per_year, parse_duration_ms, timeframe_ms
-from .validation import find_gaps
+from .validation import find_gaps, window_gaps
+
+#: Default longest tolerated gap (the data contract's max_gap) when the caller passes none.
+DEFAULT_MAX_GAP = "6h"
 
 #: Verdict thresholds, stated in every report so a reader knows what "promising" means.
 MIN_OOS_TRADES = 10
@@ -39,18 +42,52 @@ def iso(ms: int) -> str:
 
 
 def bars_hash(bars: pl.DataFrame) -> str:
-    """Content hash of bars (timestamps and OHLCV values), the data version research depends on."""
+    """Content hash of bars (timestamps, OHLCV and any attached derivatives columns): research's data version."""
     h = hashlib.sha256()
-    for c in ("timestamp", "open", "high", "low", "close", "volume"):
-        h.update(np.ascontiguousarray(bars[c].to_numpy()).tobytes())
+    for c in ("timestamp", "open", "high", "low", "close", "volume", *DERIVATIVE_COLUMNS):
+        if c in bars.columns:
+            h.update(c.encode())
+            h.update(np.ascontiguousarray(bars[c].to_numpy()).tobytes())
     return h.hexdigest()[:16]
+
+
+def attach_derivatives(
+    bars: pl.DataFrame, timeframe: str, funding: pl.DataFrame | None = None, open_interest: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """Put perpetual-futures history on the bars, causally.
+
+    ``funding_rate`` is sparse: a settlement at time T sits on the bar containing T (several settlements in one
+    bar are summed), NaN elsewhere — the engine pays it on that bar and strategies forward-fill it from past
+    events only. ``open_interest`` is the latest snapshot taken strictly before the bar's close.
+    """
+    tf = timeframe_ms(timeframe)
+    out = bars
+    if funding is not None and funding.height:
+        per_bar = (
+            funding.select("timestamp", "funding_rate")
+            .with_columns((pl.col("timestamp") - pl.col("timestamp") % tf).alias("timestamp"))
+            .group_by("timestamp").agg(pl.col("funding_rate").sum())
+        )
+        out = out.join(per_bar, on="timestamp", how="left").with_columns(pl.col("funding_rate").fill_null(float("nan")))
+    if open_interest is not None and open_interest.height:
+        oi = open_interest.select(pl.col("timestamp").alias("_oi_ts"), "open_interest").sort("_oi_ts")
+        out = (
+            out.with_columns((pl.col("timestamp") + tf - 1).alias("_close_ts")).sort("_close_ts")
+            .join_asof(oi, left_on="_close_ts", right_on="_oi_ts", strategy="backward")
+            .drop("_close_ts", "_oi_ts")
+            .with_columns(pl.col("open_interest").fill_null(float("nan")))
+        )
+    return out.sort("timestamp")
 
 
 # ---------------------------------------------------------------------------------------------------
 # splits
 # ---------------------------------------------------------------------------------------------------
-def make_splits(bars: pl.DataFrame, timeframe: str, wf: Any) -> tuple[list[Split], pl.DataFrame]:
-    """Splits for these bars under the walk-forward config, and their table (with bar counts and gaps)."""
+def make_splits(bars: pl.DataFrame, timeframe: str, wf: Any, max_gap: str | int = DEFAULT_MAX_GAP) -> tuple[list[Split], pl.DataFrame]:
+    """Splits for these bars under the walk-forward config, and their table (with bar counts and gaps).
+
+    ``blocking_gap`` flags a split whose train or test window holds a gap longer than ``max_gap`` (the data
+    contract's limit): such a window is reported, never silently bridged."""
     if bars.height == 0:
         raise MaestroError("no validated bars for this instrument yet: materialize validated_bars first")
     tf = timeframe_ms(timeframe)
@@ -84,10 +121,21 @@ def make_splits(bars: pl.DataFrame, timeframe: str, wf: Any) -> tuple[list[Split
                 "test_bars": int(te[1] - te[0]),
                 "test_missing_bars": int(missing),
                 "test_gaps": len(find_gaps(test_ts, timeframe)),
+                **_gap_flags(arr, s, timeframe, max_gap),
             }
         )
     table = pl.DataFrame(rows).drop("index")
     return splits, table
+
+
+def _gap_flags(ts: np.ndarray, s: Any, timeframe: str, max_gap: str | int) -> dict[str, Any]:
+    """Longest gap (in bars) of a split's train and test windows, and whether either exceeds ``max_gap``."""
+    from .contract import duration_ms
+
+    limit = duration_ms(max_gap, timeframe) // timeframe_ms(timeframe)
+    tr = window_gaps(ts, int(s.train_start), int(s.train_end), timeframe)[2]
+    te = window_gaps(ts, int(s.test_start), int(s.test_end), timeframe)[2]
+    return {"train_longest_gap_bars": tr, "test_longest_gap_bars": te, "blocking_gap": bool(max(tr, te) > limit)}
 
 
 def splits_from_table(table: pl.DataFrame) -> list[Split]:
@@ -223,7 +271,8 @@ class OOSResult:
 
 
 def run_oos(
-    bars: pl.DataFrame, params: pl.DataFrame, strategy_name: str, costs: Costs, timeframe: str, init_cash: float = 10_000.0
+    bars: pl.DataFrame, params: pl.DataFrame, strategy_name: str, costs: Costs, timeframe: str, init_cash: float = 10_000.0,
+    max_gap: str | int = DEFAULT_MAX_GAP,
 ) -> OOSResult:
     """Trade each split's chosen parameters on its own test window and stitch the results."""
     if params.height == 0:
@@ -264,6 +313,7 @@ def run_oos(
                 "train_trades": r["train_trades"],
                 "test_trades": int(res.n_trades),
                 "test_buy_hold_return": float(np.prod(1 + bench.to_numpy()) - 1),
+                **_gap_flags(ts, Split(r["split"], r["train_start"], r["train_end"], r["test_start"], r["test_end"]), timeframe, max_gap),
             }
         )
         if len(res.trades):
@@ -308,6 +358,7 @@ def run_oos(
         "first_test": iso(int(params["test_start"].min())),
         "last_test_end": iso(int(params["test_end"].max())),
         "metric_conventions": json.dumps(METRIC_CONVENTIONS, sort_keys=True, default=str),
+        "data_note": strategy.data_note(pdf) or "",
     }
     return OOSResult(returns, benchmark, equity, per_split, trades, summary)
 

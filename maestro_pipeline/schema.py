@@ -22,6 +22,8 @@ BAR_COLUMNS: dict[str, pl.DataType] = {
     "source": pl.String(),
 }
 OHLCV = ("open", "high", "low", "close", "volume")
+#: Optional per-bar columns for derivatives strategies, carried through when research attached them.
+DERIVATIVE_COLUMNS = ("funding_rate", "open_interest", "mark_price", "index_price")
 
 
 def empty_bars() -> pl.DataFrame:
@@ -45,5 +47,5 @@ def to_pandas_bars(df: pl.DataFrame) -> pd.DataFrame:
     vectorbt is 3-35x slower on a timezone-aware index (DESIGN §8), so research code gets naive UTC.
     """
     idx = pd.DatetimeIndex(pd.to_datetime(df["timestamp"].to_numpy(), unit="ms"), name="datetime")
-    data = {c: np.asarray(df[c].to_numpy(), dtype=np.float64) for c in OHLCV}
+    data = {c: np.asarray(df[c].to_numpy(), dtype=np.float64) for c in OHLCV + DERIVATIVE_COLUMNS if c in df.columns}
     return pd.DataFrame(data, index=idx)

@@ -47,6 +47,7 @@ def _inst(**kw):
         ({"instruments": []}, r"instruments: list at least one instrument"),
         ({"instruments": [_inst(), _inst()]}, r"instrument listed twice: synthetic.BTC_USDT.1h"),
         ({"strategies": []}, r"strategies: list at least one strategy; available: .*ema_cross"),
+        ({"strategies": "al"}, r"strategies: write a list of strategy names \(e.g. \[ema_cross, rsi\]\) or 'all', not 'al'"),
         ({"strategies": ["ema_cros"]}, r"strategies: unknown strategy 'ema_cros' \(did you mean ema_cross"),
         ({"walk_forward": {"train": "ninety days"}}, r"walk_forward\.train: cannot read window length"),
         ({"walk_forward": {"n_splits": 0}}, r"walk_forward\.n_splits: "),
@@ -91,3 +92,10 @@ def test_cli_prints_one_line_and_exits_2(tmp_path):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "unsupported timeframe '7h'" in lines[0]
     assert "Traceback" not in out.stderr
+
+
+def test_all_strategies_means_the_whole_catalog():
+    from maestro_pipeline.strategies import available_strategies
+
+    cfg = parse_config(small_config("lake", strategies="all"))
+    assert cfg.strategies == available_strategies() and len(cfg.strategies) == 22

@@ -72,7 +72,7 @@ def test_definitions_load_and_validate():
     names = {k.path[-1] for k in repo.assets_defs_by_key}
     assert names == {"raw_candles", "validated_bars", "walk_forward_splits", "split_optimal_params", "oos_reports", "strategy_leaderboard"}
     checks = {k.name for k in repo.assets_defs_by_key[dg.AssetKey("validated_bars")].check_keys}
-    assert checks == {"schema_and_nulls", "timestamps_sorted_unique_aligned", "ohlc_consistent", "volume_non_negative", "gaps"}
+    assert checks == {"bar_structure", "copied_rows", "suspicious_bars", "gaps", "gap_over_max"}
     assert defs.get_schedule_def("nightly_refresh").default_status == dg.DefaultScheduleStatus.RUNNING
     assert defs.get_sensor_def("reoptimize_on_new_data").default_status == dg.DefaultSensorStatus.RUNNING
     assert defs.get_sensor_def("research_automation").default_status == dg.DefaultSensorStatus.RUNNING
@@ -164,12 +164,12 @@ def test_failed_check_quarantines_and_leaves_lake_as_it_was(tmp_path, instance):
     assert not res.success
     evals = [e.event_specific_data for e in res.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     failed = {e.check_name: e for e in evals if not e.passed}
-    assert set(failed) == {"ohlc_consistent"}
-    assert "1 row(s) with high below open/close or low above them" in failed["ohlc_consistent"].description
+    assert set(failed) == {"bar_structure"}
+    assert "ohlc_consistent: 1 row(s) with high below open/close or low above them" in failed["bar_structure"].description
     assert g.lake.read_file("validated_bars", part).equals(good)                       # untouched
     q = g.lake.read_file("quarantine", {"asset": "validated_bars", **part})
     assert q.height == bad.height
-    assert any("high_low" in r for r in Lake.lineage(g.lake.path("quarantine", {"asset": "validated_bars", **part}))["reasons"])
+    assert any("ohlc_consistent" in r for r in Lake.lineage(g.lake.path("quarantine", {"asset": "validated_bars", **part}))["reasons"])
 
 
 def test_research_refuses_a_hole_in_the_months(tmp_path, instance):
@@ -180,3 +180,24 @@ def test_research_refuses_a_hole_in_the_months(tmp_path, instance):
     failure = next(e for e in res.all_events if e.is_step_failure)
     assert "validated bars are missing for 2026-05" in failure.step_failure_data.user_failure_data.description
     assert not g.lake.exists("walk_forward_splits", g.cfg.instrument_objs[0].hive)
+
+
+def test_research_waits_while_a_month_is_blocked(tmp_path, instance):
+    """A month whose blocking check failed keeps research back even when its older validated file still exists."""
+    g = Graph(tmp_path, instance)
+    g.bars()
+    part = Lake.month_partition(g.cfg.instrument_objs[0], "2026-05")
+    raw = g.lake.read_file("raw_candles", part)
+    g.lake.write_table(pl.concat([raw, raw.tail(2)]), "raw_candles", part)   # duplicated rows arrive
+    assert not g.run(["validated_bars"], bars_key("2026-05", INST), raise_on_error=False).success
+    assert g.lake.exists("validated_bars", part)                               # the old, good month is still there
+    res = g.run(["walk_forward_splits"], INST, raise_on_error=False)
+    assert not res.success
+    failure = next(e for e in res.all_events if e.is_step_failure)
+    assert "blocking data checks failed for 2026-05 (bar_structure)" in failure.step_failure_data.user_failure_data.description
+    assert not g.lake.exists("walk_forward_splits", g.cfg.instrument_objs[0].hive)
+    # the source is fixed and the month re-validates: research may run again
+    g.lake.write_table(raw, "raw_candles", part)
+    g.run(["validated_bars"], bars_key("2026-05", INST))
+    g.run(["walk_forward_splits"], INST)
+    assert g.lake.exists("walk_forward_splits", g.cfg.instrument_objs[0].hive)
