@@ -147,7 +147,6 @@ class SearchConfig(_Model):
     seed: int = Field(42, ge=0)
     objective: Literal["sharpe", "total_return"] = "sharpe"
     sampler: Literal["tpe"] = "tpe"
-    storage: str = "sqlite:///{lake_root}/optuna.db"
 
 
 class CostConfig(_Model):
@@ -311,8 +310,6 @@ class MaestroConfig(_Model):
         p = Path(os.path.expandvars(os.path.expanduser(self.lake_root)))
         return p if p.is_absolute() or base is None else base / p
 
-    def optuna_storage_url(self, base: Path | None = None) -> str:
-        return self.search.storage.format(lake_root=self.lake_path(base).as_posix())
 
 
 def _format_error(err: ValidationError, source: str) -> str:
