@@ -1,6 +1,6 @@
 """Research assets: ``walk_forward_splits`` -> ``split_optimal_params`` -> ``oos_reports``.
 
-Each reads the validated lake for its instrument in one DuckDB scan and calls the core (``maestro_pipeline.
+Each reads the validated lake for its instrument in one scan and calls the core (``maestro_pipeline.
 research``); each writes its tables atomically and records seeds, data versions and library versions.
 """
 

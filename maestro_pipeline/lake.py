@@ -219,23 +219,21 @@ class Lake:
     def read_bars(
         self, inst: Instrument, start_ms: int | None = None, end_ms: int | None = None, asset: str = "validated_bars"
     ) -> pl.DataFrame:
-        """All months of one instrument in one DuckDB scan over the hive glob, sorted by time."""
-        if not self.files(asset, inst.hive):
+        """All months of one instrument in one scan over its partition files, sorted by time.
+
+        A polars scan over the file list (about 8 ms for a year of 1h bars in 12 files) rather than an in-memory
+        DuckDB per call (about 55 ms, mostly connection and result conversion); DuckDB stays the SQL layer.
+        """
+        files = self.files(asset, inst.hive)
+        if not files:
             return pl.DataFrame()
-        where, params = ["true"], []
+        lf = pl.scan_parquet(files, hive_partitioning=False).select(list(BAR_COLUMNS))
         if start_ms is not None:
-            where.append("timestamp >= ?")
-            params.append(start_ms)
+            lf = lf.filter(pl.col("timestamp") >= start_ms)
         if end_ms is not None:
-            where.append("timestamp < ?")
-            params.append(end_ms)
-        sql = (
-            f"SELECT timestamp, datetime, open, high, low, close, volume, source "
-            f"FROM read_parquet('{self.glob(asset, inst.hive)}', hive_partitioning=false) "
-            f"WHERE {' AND '.join(where)} ORDER BY timestamp"
-        )
-        df = self.query(sql, params)
-        return df.select([pl.col(c).cast(t) for c, t in BAR_COLUMNS.items()])  # DuckDB hands back us/Etc/UTC
+            lf = lf.filter(pl.col("timestamp") < end_ms)
+        df = lf.sort("timestamp").collect()
+        return df.select([pl.col(c).cast(t) for c, t in BAR_COLUMNS.items()])
 
     # ---- catalog ---------------------------------------------------------------------------------
     def catalog_path(self) -> Path:
