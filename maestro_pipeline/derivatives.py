@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from .errors import DataError
-from .ingest import month_bounds
+from .ingest import month_bounds, resume_from, stitch
 from .instruments import Instrument
 from .timeframes import timeframe_ms
 
@@ -78,9 +78,7 @@ def ingest_derivative_month(
     if lo >= hi:
         return DerivativeMonth(existing, 0, False, f"month {month} is outside the instrument's range or in the future", period)
     step = timeframe_ms(period) if period else 1
-    since = lo
-    if existing is not None and existing.height and not full_refresh:
-        since = max(lo, int(existing["timestamp"].max()) + step)
+    since = resume_from(existing, lo, step, full_refresh)
     if since >= hi:
         return DerivativeMonth(existing, 0, False, "already up to date", period)
     if kind == "open_interest":
@@ -88,14 +86,5 @@ def ingest_derivative_month(
     else:
         fetched = fetch(inst.symbol, since, hi)
     fetched = fetched.filter((pl.col("timestamp") >= since) & (pl.col("timestamp") < hi))
-    if existing is not None and existing.height and not full_refresh:
-        old, new = set(existing["source"].unique()), set(fetched["source"].unique())
-        if fetched.height and old != new:
-            raise DataError(
-                f"{inst.key} {month}: stored {label} come from {sorted(old)} but the source is {sorted(new)}; "
-                "sources are never stitched — use a new instrument"
-            )
-        combined = pl.concat([existing.select(fetched.columns), fetched]) if fetched.height else existing
-    else:
-        combined = fetched
+    combined = stitch(existing, fetched, full_refresh, label, f"{inst.key} {month}")
     return DerivativeMonth(combined, fetched.height, fetched.height > 0 or full_refresh, "", period)

@@ -66,21 +66,33 @@ def ingest_month(
         empty = existing if existing is not None else pl.DataFrame(schema=BAR_COLUMNS)
         return MonthIngest(empty, 0, False, f"month {month} is {why}: nothing to fetch")
     tf = timeframe_ms(inst.timeframe)
-    since = lo
-    if existing is not None and existing.height and not full_refresh:
-        since = max(lo, int(existing["timestamp"].max()) + tf)
+    since = resume_from(existing, lo, tf, full_refresh)
     if since >= hi:
         return MonthIngest(existing, 0, False, "already up to date")
     fetched = source.fetch(inst.symbol, inst.timeframe, since, hi)
     fetched = conform(fetched, getattr(source, "SOURCE", inst.exchange))
     fetched = fetched.filter((pl.col("timestamp") >= since) & (pl.col("timestamp") < hi) & (pl.col("timestamp") + tf <= now_ms))
-    if existing is not None and existing.height and not full_refresh:
-        if existing["source"].n_unique() and set(existing["source"].unique()) != set(fetched["source"].unique()) and fetched.height:
-            raise DataError(
-                f"{inst.key} {month}: stored bars come from {existing['source'].unique().to_list()} but the source is "
-                f"{fetched['source'].unique().to_list()}; sources are never stitched — use a new instrument"
-            )
-        combined = pl.concat([existing.select(list(BAR_COLUMNS)), fetched])
-    else:
-        combined = fetched
+    combined = stitch(existing, fetched, full_refresh, "bars", f"{inst.key} {month}")
     return MonthIngest(combined, fetched.height, fetched.height > 0 or full_refresh)
+
+
+def resume_from(existing: pl.DataFrame | None, lo: int, step_ms: int, full_refresh: bool) -> int:
+    """Where fetching starts: after the newest stored row (one step later), or ``lo`` on a full refresh."""
+    if existing is None or not existing.height or full_refresh:
+        return lo
+    return max(lo, int(existing["timestamp"].max()) + step_ms)
+
+
+def stitch(existing: pl.DataFrame | None, fetched: pl.DataFrame, full_refresh: bool, what: str, where: str) -> pl.DataFrame:
+    """Append newly fetched rows to the stored month; refuses to mix sources in one partition."""
+    if existing is None or not existing.height or full_refresh:
+        return fetched
+    if not fetched.height:
+        return existing
+    old, new = set(existing["source"].unique()), set(fetched["source"].unique())
+    if old != new:
+        raise DataError(
+            f"{where}: stored {what} come from {sorted(old)} but the source is {sorted(new)}; "
+            "sources are never stitched — use a new instrument"
+        )
+    return pl.concat([existing.select(fetched.columns), fetched])
