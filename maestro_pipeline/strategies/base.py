@@ -22,7 +22,7 @@ import math
 import numbers
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -228,6 +228,14 @@ class Strategy(ABC):
             a[:w] = False
             arrays.append(a)
         return Signals(*arrays)
+
+    def signals_batch(self, bars: pd.DataFrame, params_list: Sequence[dict]) -> list[Signals]:
+        """:meth:`signals` for many checked parameter sets on the same ``bars``, in order.
+
+        A grid search calls this once per history; override it to compute shared indicators once (the
+        results must equal the per-set :meth:`signals`).
+        """
+        return [self.signals(bars, params) for params in params_list]
 
     # ----------------------------------------------------------------- data
 

@@ -11,8 +11,11 @@ window that starts ``warmup`` bars before a split match those computed on the fu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
+from numba import njit
 from vectorbt.indicators.nb import ma_nb
 
 from .base import IntParam, Signals, Strategy, crossed_above, crossed_below
@@ -42,3 +45,37 @@ class EmaCross(Strategy):
         fast, slow = ema(close, params["fast"]), ema(close, params["slow"])
         up, down = crossed_above(fast, slow), crossed_below(fast, slow)
         return self.finish(bars, params, up, down, down, up)
+
+    def signals_batch(self, bars: pd.DataFrame, params_list: Sequence[dict]) -> list[Signals]:
+        """:meth:`signals` for many parameter sets: each distinct EMA window is computed once, and the crosses
+        of every set in one compiled pass (same comparisons and warm-up mask as :meth:`signals`)."""
+        close = bars["close"].to_numpy(dtype=np.float64)
+        n, k = close.shape[0], len(params_list)
+        windows = sorted({int(p[key]) for p in params_list for key in ("fast", "slow")})
+        row = {w: i for i, w in enumerate(windows)}
+        emas = np.empty((len(windows), n))
+        for w, i in row.items():
+            emas[i] = ema(close, w)
+        fast = np.array([row[int(p["fast"])] for p in params_list], dtype=np.int64)
+        slow = np.array([row[int(p["slow"])] for p in params_list], dtype=np.int64)
+        warm = np.array([min(self.warmup(p), n) for p in params_list], dtype=np.int64)
+        up, down = np.empty((k, n), dtype=np.bool_), np.empty((k, n), dtype=np.bool_)
+        _crosses_nb(emas, fast, slow, warm, up, down)
+        up.flags.writeable = down.flags.writeable = False  # rows are shared (entries of one side = exits of the other)
+        return [Signals(up[i], down[i], down[i], up[i]) for i in range(k)]
+
+
+@njit(cache=True)
+def _crosses_nb(emas, fast, slow, warm, up, down):
+    """Row i: crossed_above / crossed_below(emas[fast[i]], emas[slow[i]]), False before bar warm[i]."""
+    n = emas.shape[1]
+    for i in range(fast.shape[0]):
+        f, s = emas[fast[i]], emas[slow[i]]
+        up[i, 0] = False
+        down[i, 0] = False
+        for t in range(1, n):  # NaN compares False, as in crossed_above/crossed_below
+            up[i, t] = f[t - 1] <= s[t - 1] and f[t] > s[t]
+            down[i, t] = f[t - 1] >= s[t - 1] and f[t] < s[t]
+        for t in range(min(warm[i], n)):  # Strategy.finish: nothing before the warm-up
+            up[i, t] = False
+            down[i, t] = False
