@@ -9,7 +9,7 @@ export DAGSTER_HOME    := $(CURDIR)/.dagster_home
 export MPLBACKEND      := Agg
 export PYTHONWARNINGS  := ignore::DeprecationWarning
 
-.PHONY: setup demo test test-real test-all ui bench validate clean-lake clean
+.PHONY: setup demo test test-real test-browser test-all ui bench validate clean-lake clean
 
 setup: $(STAMP)
 
@@ -27,15 +27,21 @@ demo: $(STAMP)
 
 ## Unit, Dagster and end-to-end tests (no network, no external data).
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not real_data" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not real_data and not browser" $(PYTEST_ARGS)
 
 ## Tests on real exchange candles; needs MAESTRO_DATASETS (e.g. ../shared/datasets).
 test-real: $(STAMP)
 	@test -n "$(MAESTRO_DATASETS)" || { echo "MAESTRO_DATASETS is not set: point it at a folder of real candles, e.g. MAESTRO_DATASETS=../shared/datasets make test-real" >&2; exit 2; }
 	$(BIN)/python -m pytest -m real_data $(PYTEST_ARGS)
 
+## The Dagster UI in a real browser (Playwright + the system chromium at /usr/bin/chromium; screenshots in
+## artifacts/screenshots or MAESTRO_SCREENSHOT_DIR).
+test-browser: $(STAMP)
+	$(BIN)/python -m pytest -m browser -s $(PYTEST_ARGS)
+
 ## Start the Dagster UI on 127.0.0.1:3000 (PORT=… to change).
 ui: $(STAMP)
+	$(BIN)/maestro instance
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${PORT:-3000}
 
 validate: $(STAMP)

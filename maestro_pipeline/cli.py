@@ -21,13 +21,24 @@ from .errors import MaestroError
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
-def ensure_dagster_home() -> Path:
-    """A persistent Dagster instance for the demo and ``make ui`` (``$DAGSTER_HOME``, default ``.dagster_home``)."""
+def ensure_dagster_home(cfg=None) -> Path:
+    """A persistent Dagster instance for the demo and ``make ui`` (``$DAGSTER_HOME``, default ``.dagster_home``).
+
+    With a config, its ``concurrency`` section becomes the instance's run queue and pool limits (the file is
+    Maestro's: rewritten from maestro.yaml each time)."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve())))
     home.mkdir(parents=True, exist_ok=True)
-    cfg = home / "dagster.yaml"
-    if not cfg.exists():
-        cfg.write_text("# Maestro's local Dagster instance (SQLite storage in this folder).\ntelemetry:\n  enabled: false\n")
+    path = home / "dagster.yaml"
+    if cfg is None and path.exists():
+        return home
+    text = "# Maestro's local Dagster instance (SQLite storage in this folder); written from maestro.yaml.\ntelemetry:\n  enabled: false\n"
+    if cfg is not None:
+        c = cfg.concurrency
+        text += (f"concurrency:\n  runs:\n    max_concurrent_runs: {c.max_concurrent_runs}\n"
+                 f"  pools:\n    default_limit: {c.research_pool}\n")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
     return home
 
 
@@ -123,7 +134,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     path = config_path(args.config)
     cfg = load_config(path)
-    ensure_dagster_home()
+    ensure_dagster_home(cfg)
     print(f"Maestro demo: {len(cfg.instruments)} instrument(s) x {len(cfg.strategies)} strategies, "
           f"{cfg.walk_forward.n_splits} splits x {cfg.search.n_trials} trials, lake {cfg.lake_path(path.resolve().parent)}")
     t0 = time.perf_counter()
@@ -141,6 +152,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_instance(args: argparse.Namespace) -> int:
+    cfg = load_config(config_path(args.config))
+    home = ensure_dagster_home(cfg)
+    print(f"{home / 'dagster.yaml'}: concurrency from maestro.yaml (runs {cfg.concurrency.max_concurrent_runs}, "
+          f"research pool {cfg.concurrency.research_pool})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="maestro", description="Walk-forward validation of crypto strategies.")
     parser.add_argument("--config", help="path to maestro.yaml (default: $MAESTRO_CONFIG or ./maestro.yaml)")
@@ -148,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("check-config", help="validate maestro.yaml").set_defaults(fn=_cmd_check_config)
     sub.add_parser("demo", help="materialize the whole graph and print the leaderboard").set_defaults(fn=_cmd_demo)
     sub.add_parser("leaderboard", help="print the leaderboard from the lake").set_defaults(fn=_cmd_leaderboard)
+    sub.add_parser("instance", help="write the Dagster instance's dagster.yaml (concurrency limits) from maestro.yaml").set_defaults(fn=_cmd_instance)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

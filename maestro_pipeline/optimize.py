@@ -1,38 +1,60 @@
-"""Seeded parameter search on one training window with Optuna's TPE sampler.
+"""Seeded parameter search on one training window: Optuna samplers over compiled backtests.
 
-* ``TPESampler(seed=seed, multivariate=True)`` on an in-memory study, one trial at a time: the same bars,
-  window, seed and settings give the same trials and the same ``best_params``.
-* Every trial is a full :func:`~maestro_pipeline.backtest.evaluate` on ``[start, end)`` (warm-up from before
-  ``start``, nothing read at or after ``end``), scored by ``objective`` (higher is better).
-* A parameter set that violates a strategy constraint (``fast >= slow``) is never evaluated: the trial is
-  *pruned* (ledger ``state='PRUNED'``, ``value`` NaN), which also tells TPE to avoid that region.
-* A trial that trades zero times scores ``NO_TRADES_SCORE`` (-1000, below any attainable Sharpe or return)
-  instead of the flat-line 0, so "never trade" cannot win a search; its real metrics stay in the ledger.
+* Optuna runs **in memory** during the search (its RDB storage costs ~16 ms per trial here, more than a backtest);
+  the finished study is persisted afterwards with :func:`persist_study` to any Optuna RDB URL (SQLite by default).
+* Samplers: ``tpe`` (``TPESampler(seed, multivariate=True)``), ``random`` (``RandomSampler(seed)``), ``grid``
+  (``GridSampler`` over each parameter's grid, visited in a seeded order). The same bars, window, seed and settings
+  give the same trials and the same pick, in any process.
+* Every trial is a full backtest of the train window through :mod:`maestro_pipeline.fastpath` (the numba kernel
+  that reproduces the vectorbt engine bar for bar), scored by the configured objective(s), higher is better.
+* One objective: the best value wins. Several (e.g. ``[sharpe, vwr]``): a multi-objective study, then one pick by
+  ``selection`` — ``pareto`` (the Pareto-front trial with the best average rank over all completed trials),
+  ``rank`` (best average rank over all completed trials) or ``weighted`` (largest weighted sum of z-scores).
+* ``pruner='wilcoxon'`` (single objective only): the train window is cut into ``folds`` sub-windows, each traded
+  from flat with warm-up from before it; the trial reports each fold's score and Optuna's ``WilcoxonPruner``
+  stops it when it is significantly worse than the best trial on the same folds. The trial's value is then the
+  mean fold score (not the whole-window score) — that is what makes the paired comparison sound.
+* A parameter set that violates a strategy constraint (``fast >= slow``) is never evaluated: the trial is pruned
+  (``state='PRUNED'``), which also tells TPE to avoid that region.
+* A trial that trades zero times scores ``NO_TRADES_SCORE`` on every objective, so "never trade" cannot win.
+* ``exclude`` (embargo zones inside the train window) drops those bars' returns from every objective.
+* Every trial's daily returns are kept (``SearchResult.daily``) for the overfitting statistics (PBO needs them).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import optuna
 import pandas as pd
 
-from .backtest import Costs, evaluate
+from .backtest import Costs
 from .errors import MaestroError
-from .metrics import compute_metrics
+from .fastpath import evaluate_fast, fast_metrics
 from .strategies.base import Categorical, FloatParam, IntParam, Strategy
+from .timeframes import DAY_MS
 
-__all__ = ["OBJECTIVES", "NO_TRADES_SCORE", "LEDGER_COLUMNS", "SearchResult", "search_split", "suggest"]
+__all__ = [
+    "OBJECTIVES", "NO_TRADES_SCORE", "LEDGER_COLUMNS", "MAX_GRID_POINTS", "SearchResult", "search_split", "suggest",
+    "select_trial", "persist_study", "sampler_settings",
+]
 
-#: Objectives a search can maximize (keys of ``compute_metrics``).
-OBJECTIVES = ("sharpe", "sortino", "total_return", "cagr", "calmar")
+#: Objectives a search can maximize (keys of ``fastpath.fast_metrics``).
+OBJECTIVES = ("sharpe", "vwr", "sortino", "calmar", "total_return", "cagr")
 #: Score of a trial that never trades (documented penalty, finite so the ledger stays numeric).
 NO_TRADES_SCORE = -1000.0
-LEDGER_COLUMNS = ("trial", "params", "value", "sharpe", "total_return", "n_trades", "state", "note")
+#: The largest grid the grid sampler enumerates.
+MAX_GRID_POINTS = 1_000_000
+LEDGER_COLUMNS = (
+    "trial", "params", "value", "values", "sharpe", "vwr", "total_return", "max_drawdown", "n_trades",
+    "mean_return", "std_return", "skew", "kurtosis", "n_obs", "state", "note", "selected",
+)
 
 
 @dataclass
@@ -40,7 +62,10 @@ class SearchResult:
     best_params: dict
     best_value: float
     train_metrics: dict
-    ledger: pd.DataFrame  # LEDGER_COLUMNS, one row per trial
+    ledger: pd.DataFrame                      # LEDGER_COLUMNS, one row per trial
+    trials: list = field(default_factory=list)  # Optuna FrozenTrials, for persist_study
+    daily: pd.DataFrame | None = None         # trial, day (ms), return: every completed trial's daily train returns
+    settings: dict = field(default_factory=dict)  # sampler/pruner/selection settings and the seed
 
 
 def _quiet_optuna() -> None:
@@ -74,16 +99,111 @@ def suggest(trial: optuna.Trial, strategy: Strategy, fixed: dict | None = None) 
 
 
 def _lowest_corner(strategy: Strategy) -> dict:
-    """Every searched parameter at its low end: the smallest warm-up the space allows (warm-ups grow with
-    window-like parameters)."""
+    """Every searched parameter at its low end: the smallest warm-up the space allows."""
     corner = dict(strategy.defaults)
     for key, spec in strategy.space.items():
         corner[key] = spec.choices[0] if isinstance(spec, Categorical) else spec.low
     return corner
 
 
-def _json_params(params: dict) -> str:
-    return json.dumps(params, sort_keys=True, default=str)
+def grid_space(strategy: Strategy, grid_points: int) -> dict[str, list]:
+    """Each searched parameter's grid: an int's step grid, ``grid_points`` values of a float, a categorical's choices."""
+    space: dict[str, list] = {}
+    for key, spec in strategy.space.items():
+        if isinstance(spec, IntParam):
+            space[key] = list(range(spec.low, spec.high + 1, spec.step))
+        elif isinstance(spec, FloatParam):
+            pts = np.geomspace(spec.low, spec.high, grid_points) if spec.log else np.linspace(spec.low, spec.high, grid_points)
+            space[key] = sorted({float(x) for x in pts})
+        else:
+            space[key] = list(spec.choices)
+    size = math.prod(len(v) for v in space.values())
+    if size > MAX_GRID_POINTS:
+        raise MaestroError(
+            f"the grid of {strategy.name!r} has {size:,} points (> {MAX_GRID_POINTS:,}): use sampler tpe or random, "
+            f"or lower search.grid_points"
+        )
+    return space
+
+
+def sampler_settings(sampler: str, seed: int, n_objectives: int, grid_points: int, pruner: str, folds: int) -> dict:
+    """What a study's sampling depends on, recorded with every study and every params row."""
+    s: dict[str, Any] = {"sampler": sampler, "seed": int(seed), "n_objectives": n_objectives, "pruner": pruner,
+                         "optuna": optuna.__version__}
+    if sampler == "tpe":
+        s.update(multivariate=True, n_startup_trials=10, n_ei_candidates=24, consider_endpoints=False)
+    if sampler == "grid":
+        s["grid_points"] = grid_points
+    if pruner == "wilcoxon":
+        s.update(folds=folds, p_threshold=0.1, n_startup_steps=2)
+    return s
+
+
+def _make_sampler(sampler: str, seed: int, strategy: Strategy, grid_points: int) -> optuna.samplers.BaseSampler:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if sampler == "tpe":
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+        if sampler == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if sampler == "grid":
+            return optuna.samplers.GridSampler(grid_space(strategy, grid_points), seed=seed)
+    raise MaestroError(f"unknown sampler {sampler!r}: use tpe, random or grid")
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Per column, 1 = best (largest); ties share their average rank."""
+    from scipy.stats import rankdata
+
+    return np.column_stack([rankdata(-values[:, j], method="average") for j in range(values.shape[1])])
+
+
+def select_trial(values: np.ndarray, selection: str, weights: dict[str, float] | None = None,
+                 objectives: tuple[str, ...] = ()) -> int:
+    """Index (row of ``values``: completed trials x objectives, higher is better) of the one pick.
+
+    * one objective: the largest value (first on ties);
+    * ``pareto``: among the non-dominated rows, the best average rank over all rows;
+    * ``rank``: the best average rank over all rows;
+    * ``weighted``: the largest weighted sum of z-scores (weights default to 1; a constant column counts 0).
+    Ties always go to the earliest trial, so the pick is deterministic.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 2 or values.shape[0] == 0:
+        raise MaestroError("no completed trials to select from")
+    if values.shape[1] == 1:
+        return int(np.argmax(values[:, 0]))
+    if selection == "weighted":
+        w = np.array([(weights or {}).get(o, 1.0) for o in objectives] if objectives else [1.0] * values.shape[1])
+        sd = values.std(axis=0)
+        z = np.where(sd > 0, (values - values.mean(axis=0)) / np.where(sd > 0, sd, 1.0), 0.0)
+        return int(np.argmax(z @ w))
+    avg_rank = _ranks(values).mean(axis=1)
+    if selection == "rank":
+        return int(np.argmin(avg_rank))
+    if selection == "pareto":
+        n = values.shape[0]
+        dominated = np.zeros(n, dtype=bool)
+        for i in range(n):
+            better_eq = np.all(values >= values[i], axis=1) & np.any(values > values[i], axis=1)
+            dominated[i] = bool(better_eq.any())
+        front = np.flatnonzero(~dominated)
+        return int(front[np.argmin(avg_rank[front])])
+    raise MaestroError(f"unknown selection {selection!r}: use pareto, weighted or rank")
+
+
+def _moments(r: np.ndarray) -> tuple[float, float, float, float]:
+    """Mean, std (ddof=1), skew and Pearson (non-excess) kurtosis of per-bar returns: the DSR's inputs."""
+    n = r.shape[0]
+    if n < 2:
+        return (float(r.mean()) if n else math.nan), math.nan, math.nan, math.nan
+    m = float(r.mean())
+    sd = float(r.std(ddof=1))
+    c = r - m
+    m2 = float((c * c).mean())
+    if m2 <= 0:
+        return m, sd, math.nan, math.nan
+    return m, sd, float((c ** 3).mean() / m2 ** 1.5), float((c ** 4).mean() / m2 ** 2)
 
 
 def search_split(
@@ -96,15 +216,28 @@ def search_split(
     seed: int,
     costs: Costs,
     periods_per_year: float,
-    objective: str = "sharpe",
+    objective: str | tuple[str, ...] | list[str] = "sharpe",
+    selection: str = "pareto",
+    weights: dict[str, float] | None = None,
+    sampler: str = "tpe",
+    grid_points: int = 10,
+    pruner: str = "none",
+    folds: int = 4,
     warm_start: dict | None = None,
-    **backtest_kw: Any,
+    exclude: tuple[tuple[int, int], ...] = (),
+    arrays: dict | None = None,
 ) -> SearchResult:
     """Search ``strategy.space`` on bars ``[start, end)``; ``warm_start`` (if given) is trial 0."""
-    if objective not in OBJECTIVES:
-        raise MaestroError(f"unknown objective {objective!r}: use one of {', '.join(OBJECTIVES)}")
+    objectives = (objective,) if isinstance(objective, str) else tuple(objective)
+    for o in objectives:
+        if o not in OBJECTIVES:
+            raise MaestroError(f"unknown objective {o!r}: use one of {', '.join(OBJECTIVES)}")
     if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1:
         raise MaestroError(f"n_trials={n_trials!r} must be a positive integer")
+    if pruner not in ("none", "wilcoxon"):
+        raise MaestroError(f"unknown pruner {pruner!r}: use none or wilcoxon")
+    if pruner == "wilcoxon" and len(objectives) > 1:
+        raise MaestroError("the Wilcoxon pruner works with one objective: drop the pruner or keep one objective")
     n = len(bars)
     if not 0 <= start < end <= n:
         raise MaestroError(f"search window [{start}, {end}) is not inside the {n} bars: use 0 <= start < end <= {n}")
@@ -119,6 +252,18 @@ def search_split(
             f"smallest parameters need {min_warmup} bars of warm-up (history before the window counts) "
             f"and at least 2 bars after it; lengthen the training window or start it later"
         )
+    if pruner == "wilcoxon" and (end - start) // folds < 2:
+        raise MaestroError(f"the train window [{start}, {end}) is too short for {folds} folds: lower search.folds")
+
+    if not isinstance(bars.index, pd.DatetimeIndex):
+        raise MaestroError("bars need a DatetimeIndex (naive UTC): build them with schema.to_pandas_bars")
+    ms = bars.index[start:end].as_unit("ms").asi8
+    keep = np.ones(end - start, dtype=bool)
+    for lo, hi in exclude:
+        keep &= ~((ms >= lo) & (ms < hi))
+    day = ms - ms % DAY_MS
+    day_starts = np.flatnonzero(np.r_[True, day[1:] != day[:-1]])
+    fold_edges = np.linspace(start, end, folds + 1).astype(int) if pruner == "wilcoxon" else None
 
     fixed: dict[str, Any] = {}
     first: dict | None = None
@@ -127,60 +272,173 @@ def search_split(
         fixed = {k: v for k, v in first.items() if k not in strategy.space}
 
     _quiet_optuna()
+    directions = ["maximize"] * len(objectives)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True)
-    study = optuna.create_study(direction="maximize", sampler=sampler)
+        pr = optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=2) if pruner == "wilcoxon" else optuna.pruners.NopPruner()
+        study = optuna.create_study(
+            directions=directions, sampler=_make_sampler(sampler, seed, strategy, grid_points), pruner=pr,
+        )
     if first is not None:
         study.enqueue_trial({k: v for k, v in first.items() if k in strategy.space})
 
-    def run_trial(trial: optuna.Trial) -> float:
+    daily: dict[int, np.ndarray] = {}
+    stats: dict[int, dict] = {}
+
+    def scores(rets: np.ndarray, n_trades: int) -> tuple[dict, list[float], str]:
+        r = rets[keep] if rets.shape[0] == keep.shape[0] else rets
+        m = fast_metrics(r, periods_per_year)
+        if n_trades == 0:
+            return m, [NO_TRADES_SCORE] * len(objectives), "no trades: scored NO_TRADES_SCORE"
+        vals, note = [], ""
+        for o in objectives:
+            v = float(m[o])
+            if not math.isfinite(v):
+                v, note = NO_TRADES_SCORE, f"{o} is not finite: scored NO_TRADES_SCORE"
+            vals.append(v)
+        return m, vals, note
+
+    def run_trial(trial: optuna.Trial):
         params = suggest(trial, strategy, fixed)
-        result = evaluate(bars, strategy, params, start, end, costs, **backtest_kw)
-        metrics = compute_metrics(result.returns, periods_per_year, result.trades)
         trial.set_user_attr("params", params)
-        trial.set_user_attr("metrics", metrics)
-        score = metrics[objective]
-        if result.n_trades == 0:
-            trial.set_user_attr("note", "no trades: scored NO_TRADES_SCORE")
-            return NO_TRADES_SCORE
-        if not math.isfinite(score):
-            trial.set_user_attr("note", f"{objective} is not finite: scored NO_TRADES_SCORE")
-            return NO_TRADES_SCORE
-        return float(score)
+        if fold_edges is None:
+            rets, n_trades = evaluate_fast(bars, strategy, params, start, end, costs, arrays=arrays)
+        else:
+            parts, n_trades, fold_scores = [], 0, []
+            for k in range(folds):
+                f0, f1 = int(fold_edges[k]), int(fold_edges[k + 1])
+                fr, ft = evaluate_fast(bars, strategy, params, f0, f1, costs, arrays=arrays)
+                parts.append(fr)
+                n_trades += ft
+                fk = keep[f0 - start:f1 - start]
+                fm = fast_metrics(fr[fk], periods_per_year)
+                s = float(fm[objectives[0]]) if ft and math.isfinite(fm[objectives[0]]) else NO_TRADES_SCORE
+                fold_scores.append(s)
+                trial.report(s, k)
+                if trial.should_prune():
+                    trial.set_user_attr("note", f"pruned by Wilcoxon after fold {k + 1}/{folds}")
+                    raise optuna.TrialPruned()
+            rets = np.concatenate(parts)
+        m, vals, note = scores(rets, n_trades)
+        if fold_edges is not None:
+            vals = [float(np.mean(fold_scores))]
+        r = np.where(keep, rets, 0.0)
+        daily[trial.number] = np.multiply.reduceat(1.0 + r, day_starts) - 1.0
+        stats[trial.number] = {**m, "n_trades": int(n_trades), "moments": _moments(rets[keep]), "n_obs": int(keep.sum())}
+        if note:
+            trial.set_user_attr("note", note)
+        trial.set_user_attr("metrics", {k: float(v) for k, v in m.items()} | {"n_trades": int(n_trades)})
+        return vals[0] if len(vals) == 1 else vals
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.simplefilter("ignore", UserWarning)  # GridSampler: "grid is exhausted" when n_trials > grid
         study.optimize(run_trial, n_trials=n_trials, gc_after_trial=False, show_progress_bar=False)
-
-    rows = []
-    for t in study.trials:
-        metrics = t.user_attrs.get("metrics", {})
-        params = t.user_attrs.get("params", t.params)
-        rows.append(
-            {
-                "trial": t.number,
-                "params": _json_params(params),
-                "value": float(t.value) if t.value is not None else math.nan,
-                "sharpe": metrics.get("sharpe", math.nan),
-                "total_return": metrics.get("total_return", math.nan),
-                "n_trades": int(metrics["n_trades"]) if "n_trades" in metrics else -1,
-                "state": t.state.name,
-                "note": t.user_attrs.get("note", ""),
-            }
-        )
-    ledger = pd.DataFrame(rows, columns=list(LEDGER_COLUMNS))
 
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         raise MaestroError(
-            f"no feasible parameter set among {n_trials} trials of {strategy.name!r} (all violated its "
-            f"constraints): raise n_trials or pass a valid warm_start"
+            f"no feasible parameter set among {len(study.trials)} trials of {strategy.name!r} (all violated its "
+            f"constraints or were pruned): raise n_trials, widen the space or pass a valid warm_start"
         )
-    best = study.best_trial
+    values = np.array([t.values for t in complete], dtype=np.float64)
+    pick = complete[select_trial(values, selection, weights, objectives)]
+
+    rows = []
+    for t in study.trials:
+        st = stats.get(t.number, {})
+        mean, sd, skew, kurt = st.get("moments", (math.nan,) * 4)
+        rows.append({
+            "trial": t.number,
+            "params": json.dumps(t.user_attrs.get("params", t.params), sort_keys=True, default=str),
+            "value": float(t.values[0]) if t.values else math.nan,
+            "values": json.dumps(list(t.values) if t.values else []),
+            "sharpe": float(st.get("sharpe", math.nan)),
+            "vwr": float(st.get("vwr", math.nan)),
+            "total_return": float(st.get("total_return", math.nan)),
+            "max_drawdown": float(st.get("max_drawdown", math.nan)),
+            "n_trades": int(st.get("n_trades", -1)),
+            "mean_return": mean, "std_return": sd, "skew": skew, "kurtosis": kurt,
+            "n_obs": int(st.get("n_obs", 0)),
+            "state": t.state.name,
+            "note": t.user_attrs.get("note", ""),
+            "selected": t.number == pick.number,
+        })
+    ledger = pd.DataFrame(rows, columns=list(LEDGER_COLUMNS))
+    day_ms = day[day_starts]
+    done = [t.number for t in complete]
+    daily_frame = pd.DataFrame({
+        "trial": np.repeat(np.array(done, dtype=np.int64), len(day_ms)),
+        "day": np.tile(day_ms.astype(np.int64), len(done)),
+        "return": np.concatenate([daily[k] for k in done]) if done else np.array([], dtype=np.float64),
+    })
+    settings = sampler_settings(sampler, seed, len(objectives), grid_points, pruner, folds) | {
+        "objectives": list(objectives), "selection": selection if len(objectives) > 1 else "best",
+        "weights": dict(weights or {}), "warm_start": first is not None,
+    }
     return SearchResult(
-        best_params=dict(best.user_attrs["params"]),
-        best_value=float(best.value),
-        train_metrics=dict(best.user_attrs["metrics"]),
+        best_params=dict(pick.user_attrs["params"]),
+        best_value=float(pick.values[0]),
+        train_metrics=dict(pick.user_attrs["metrics"]),
         ledger=ledger,
+        trials=list(study.trials),
+        daily=daily_frame,
+        settings=settings,
     )
+
+
+def persist_study(url: str, name: str, trials: list, n_objectives: int, attrs: dict) -> bool:
+    """Write a finished in-memory study to an Optuna RDB storage (``sqlite:///...``, ``postgresql://...``).
+
+    A study of that name already there is left alone (names carry the split's fingerprint, so it holds the same
+    trials); returns whether it was written. ``attrs`` (seed, sampler settings, versions, window) become the
+    study's user attributes, which optuna-dashboard shows.
+    """
+    storage = _storage(url)
+    try:
+        optuna.load_study(study_name=name, storage=storage)
+        return False
+    except KeyError:
+        pass
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study = optuna.create_study(storage=storage, study_name=name, directions=["maximize"] * n_objectives)
+        try:
+            for k, v in attrs.items():
+                study.set_user_attr(k, v)
+            study.add_trials(trials)
+        except BaseException:
+            optuna.delete_study(study_name=name, storage=storage)  # no half-written study survives
+            raise
+    return True
+
+
+_STORAGES: dict[tuple[str, int], Any] = {}
+
+
+def prepare_storage(url: str) -> None:
+    """Open the storage once (creating its schema) and close it again, before worker processes fork: two
+    processes creating a fresh SQLite schema at once would race, and a forked SQLAlchemy pool must not be shared."""
+    _storage(url)
+    key = (url, os.getpid())
+    storage = _STORAGES.pop(key)
+    engine = getattr(storage, "engine", None)
+    if engine is not None:
+        engine.dispose()
+
+
+def _storage(url: str) -> Any:
+    """One storage object per URL and process (opening SQLite storage creates its schema: ~1 s the first time)."""
+    key = (url, os.getpid())
+    if key not in _STORAGES:
+        _quiet_optuna()
+        if url.startswith("sqlite:///"):
+            from pathlib import Path
+
+            Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        try:
+            _STORAGES[key] = optuna.storages.RDBStorage(
+                url, engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None)
+        except Exception as exc:  # bad URL, missing driver, unreachable server
+            raise MaestroError(f"cannot open the Optuna storage {url!r}: {exc}; fix search.storage or set it to 'none'") from None
+    return _STORAGES[key]

@@ -60,7 +60,9 @@ def test_same_seed_same_search_and_ledger_shape(bars):
     res = evaluate(bars, s, a.best_params, 1000, 2500, Costs())
     m = compute_metrics(res.returns, PPY, res.trades)
     assert m["sharpe"] == pytest.approx(a.best_value, rel=1e-12)
-    assert a.train_metrics == m
+    shared = sorted(set(a.train_metrics) & set(m))
+    assert {"sharpe", "vwr", "total_return", "cagr", "max_drawdown", "n_trades"} <= set(shared)
+    assert {k: a.train_metrics[k] for k in shared} == pytest.approx({k: m[k] for k in shared}, rel=1e-9, abs=1e-12)
 
     c = run(bars, seed=8, warm_start={"fast": 10, "slow": 30})
     assert c.ledger["params"].tolist() != a.ledger["params"].tolist()  # the seed matters
