@@ -10,11 +10,14 @@ requires every upstream blocking check to have passed.
 from datetime import datetime, timezone
 
 import dagster as dg
+import polars as pl
 
 from maestro_pipeline.config import MaestroConfig
-from maestro_pipeline.research import iso
-from maestro_pipeline.timeframes import DAY_MS, parse_duration_ms, timeframe_ms
-from maestro_pipeline.triggers import months_to_refresh, reoptimization_due
+from maestro_pipeline.errors import MaestroError
+from maestro_pipeline.live import live_split
+from maestro_pipeline.research import iso, make_splits
+from maestro_pipeline.timeframes import DAY_MS, timeframe_ms
+from maestro_pipeline.triggers import months_to_refresh, splits_due
 from maestro_pipeline.contract import blocking_checks
 from resources import LakeResource
 
@@ -60,8 +63,9 @@ def build_automation(cfg: MaestroConfig, parts: Partitions, assets: dict[str, dg
         job=splits_job,
         minimum_interval_seconds=120,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Re-split an instrument once its validated bars cover a new test window; skipped while the "
-        "newest validated month has a failed blocking check.",
+        description="Re-split an instrument once its validated bars cover a new test window, or when the market "
+        "regime (HMM, past data only) has shifted away from the one the live parameters were tuned on; skipped "
+        "while the newest validated month has a failed blocking check.",
     )
     def reoptimize_on_new_data(context: dg.SensorEvaluationContext, lake: LakeResource):
         lk = lake.lake()
@@ -78,18 +82,31 @@ def build_automation(cfg: MaestroConfig, parts: Partitions, assets: dict[str, dg
             if failed:
                 reasons.append(f"{inst.key}: blocking check failed on the newest month ({', '.join(failed)})")
                 continue
-            stats = lk.query(f"SELECT min(timestamp) AS lo, max(timestamp) AS hi FROM read_parquet('{lk.glob('validated_bars', inst.hive)}')")
+            bars = lk.read_bars(inst)
             tf = timeframe_ms(inst.timeframe)
-            data_start, data_end = int(stats["lo"][0]), int(stats["hi"][0]) + tf
-            test_ms = parse_duration_ms(cfg.walk_forward.test, inst.timeframe)
-            train_ms = parse_duration_ms(cfg.walk_forward.train, inst.timeframe)
-            last_test_end = None
+            data_end = int(bars["timestamp"][-1]) + tf
+            try:
+                splits, _ = make_splits(bars, inst.timeframe, cfg.walk_forward)
+                planned = splits[-1].test_end
+                live = live_split(bars, splits, inst.timeframe, cfg.walk_forward, cfg.regimes)
+            except MaestroError:
+                planned, live = None, None
+            stored = stored_live = None
             if lk.exists("walk_forward_splits", inst.hive):
-                last_test_end = int(lk.read_file("walk_forward_splits", inst.hive)["test_end"].max())
-            due, why = reoptimization_due(data_end, last_test_end, test_ms, data_start + DAY_MS + train_ms + test_ms)
+                table = lk.read_file("walk_forward_splits", inst.hive)
+                done = table.filter(~pl.col("live")) if "live" in table.columns else table
+                stored = int(done["test_end"].max())
+                if "live" in table.columns and table["live"].any():
+                    stored_live = int(table.filter(pl.col("live"))["train_end"].item())
+            due, why = splits_due(planned, stored)
+            trigger = "new-data"
+            if not due and live is not None and live.split is not None and stored_live is not None \
+                    and live.split.train_end > stored_live:
+                due, why, trigger = True, f"live split moved: {live.reason}", "regime-shift"
             if due:
                 requests.append(dg.RunRequest(run_key=f"{inst.key}@{data_end}", partition_key=inst.key,
-                                              tags={"maestro/trigger": "new-data", "maestro/data_end": iso(data_end)}))
+                                              tags={"maestro/trigger": trigger, "maestro/data_end": iso(data_end),
+                                                    "maestro/why": why[:200]}))
             else:
                 reasons.append(f"{inst.key}: {why}")
         if requests:

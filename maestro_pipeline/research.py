@@ -21,12 +21,12 @@ import polars as pl
 from .backtest import Costs, evaluate
 from .errors import MaestroError
 from .metrics import METRIC_CONVENTIONS, compute_metrics
-from .optimize import search_split
+from .optimize import persist_study, prepare_storage, search_split
 from .schema import DERIVATIVE_COLUMNS, to_pandas_bars
-from .splits import Split, walk_forward_splits
+from .splits import Split
 from .strategies import get_strategy
 from .strategies.base import Categorical, FloatParam, IntParam, Strategy
-from .timeframes import bars_per_year, parse_duration_ms, timeframe_ms
+from .timeframes import bars_per_year, timeframe_ms
 from .validation import find_gaps, window_gaps
 
 #: Default longest tolerated gap (the data contract's max_gap) when the caller passes none.
@@ -35,6 +35,8 @@ DEFAULT_MAX_GAP = "6h"
 #: Verdict thresholds, stated in every report so a reader knows what "promising" means.
 MIN_OOS_TRADES = 10
 MIN_WFE = 0.5
+MAX_PBO = 0.5
+MIN_DSR = 0.95
 
 
 def iso(ms: int) -> str:
@@ -87,45 +89,86 @@ def make_splits(bars: pl.DataFrame, timeframe: str, wf: Any, max_gap: str | int 
     """Splits for these bars under the walk-forward config, and their table (with bar counts and gaps).
 
     ``blocking_gap`` flags a split whose train or test window holds a gap longer than ``max_gap`` (the data
-    contract's limit): such a window is reported, never silently bridged."""
+    contract's limit): such a window is reported, never silently bridged. ``exclude`` (JSON ``[[start, end],
+    ...]``) lists the embargo zones inside the train window; ``train_bars_excluded`` counts their bars, which
+    must not train the split. ``wf`` may be any object with the ``WalkForwardConfig`` fields (missing new
+    fields take their defaults)."""
+    from .splits import plan_splits
+
     if bars.height == 0:
         raise MaestroError("no validated bars for this instrument yet: materialize validated_bars first")
+    arr = bars["timestamp"].to_numpy()
+    scheme = getattr(wf, "scheme", "rolling")
+    splits = plan_splits(
+        arr,
+        bars["close"].to_numpy() if scheme == "adaptive" else None,
+        timeframe,
+        train=wf.train,
+        test=wf.test,
+        step=getattr(wf, "step", None),
+        n_splits=wf.n_splits,
+        scheme=scheme,
+        purge=getattr(wf, "purge", 0),
+        embargo=getattr(wf, "embargo", 0),
+        mode=getattr(wf, "mode", "calendar"),
+        train_parts=getattr(wf, "train_parts", 2),
+        test_parts=getattr(wf, "test_parts", 1),
+    )
+    table = pl.DataFrame([_split_row(bars, s, timeframe, max_gap, scheme) for s in splits])
+    return splits, table
+
+
+def _split_row(bars: pl.DataFrame, s: Split, timeframe: str, max_gap: str | int, scheme: str) -> dict[str, Any]:
+    """One row of the splits table: the window, its bar counts, gaps and embargo zones."""
     tf = timeframe_ms(timeframe)
     ts = bars["timestamp"]
-    splits = walk_forward_splits(
-        int(ts[0]),
-        int(ts[-1]) + tf,
-        train_ms=parse_duration_ms(wf.train, timeframe),
-        test_ms=parse_duration_ms(wf.test, timeframe),
-        n_splits=wf.n_splits,
-        scheme=wf.scheme,
-        purge_ms=parse_duration_ms(wf.purge, timeframe) if wf.purge not in (0, "0") else 0,
-        timeframe_ms=tf,
-    )
     arr = ts.to_numpy()
-    rows = []
-    for s in splits:
-        tr = np.searchsorted(arr, [s.train_start, s.train_end])
-        te = np.searchsorted(arr, [s.test_start, s.test_end])
-        test_ts = ts.slice(int(te[0]), int(te[1] - te[0]))
-        missing = (s.test_end - s.test_start) // tf - test_ts.len()
-        rows.append(
-            {
-                **s.as_dict(),
-                "split": s.index,
-                "train_from": iso(s.train_start),
-                "train_to": iso(s.train_end),
-                "test_from": iso(s.test_start),
-                "test_to": iso(s.test_end),
-                "train_bars": int(tr[1] - tr[0]),
-                "test_bars": int(te[1] - te[0]),
-                "test_missing_bars": int(missing),
-                "test_gaps": len(find_gaps(test_ts, timeframe)),
-                **_gap_flags(arr, s, timeframe, max_gap),
-            }
-        )
-    table = pl.DataFrame(rows).drop("index")
-    return splits, table
+    tr = np.searchsorted(arr, [s.train_start, s.train_end])
+    te = np.searchsorted(arr, [s.test_start, s.test_end])
+    test_ts = ts.slice(int(te[0]), int(te[1] - te[0]))
+    missing = (min(s.test_end, int(arr[-1]) + tf) - s.test_start) // tf - test_ts.len()
+    excluded = sum(int(b - a) for a, b in (np.searchsorted(arr, list(z)) for z in s.exclude))
+    return {
+        "train_start": s.train_start,
+        "train_end": s.train_end,
+        "test_start": s.test_start,
+        "test_end": s.test_end,
+        "split": s.index,
+        "train_from": iso(s.train_start),
+        "train_to": iso(s.train_end),
+        "test_from": iso(s.test_start),
+        "test_to": iso(s.test_end),
+        "train_bars": int(tr[1] - tr[0]),
+        "test_bars": int(te[1] - te[0]),
+        "test_missing_bars": int(max(missing, 0)),
+        "test_gaps": len(find_gaps(test_ts, timeframe)),
+        **_gap_flags(arr, s, timeframe, max_gap),
+        "scheme": scheme,
+        "exclude": json.dumps([list(z) for z in s.exclude]),
+        "train_bars_excluded": excluded,
+    }
+
+
+def plan_research(bars: pl.DataFrame, timeframe: str, wf: Any, max_gap: str | int = DEFAULT_MAX_GAP,
+                  regimes: Any | None = None) -> tuple[list[Split], pl.DataFrame, Any]:
+    """The complete splits plus the live split (``live`` column), with each split's market regimes.
+
+    Returns (splits including the live one, their table, the ``live.LivePlan``). The live split's test window
+    is still open: it is searched (its pick is what to trade now) but never enters out-of-sample results."""
+    from .live import live_split, split_regime_rows
+
+    splits, table = make_splits(bars, timeframe, wf, max_gap)
+    plan = live_split(bars, splits, timeframe, wf, regimes)
+    every = splits + ([plan.split] if plan.split is not None else [])
+    if plan.split is not None:
+        row = _split_row(bars, plan.split, timeframe, max_gap, getattr(wf, "scheme", "rolling"))
+        table = pl.concat([table, pl.DataFrame([row])], how="diagonal_relaxed")
+    table = table.with_columns((pl.col("split") == (plan.split.index if plan.split is not None else -1)).alias("live"),
+                               pl.lit(plan.reason if plan.split is not None else "").alias("live_reason"))
+    reg = pl.DataFrame(split_regime_rows(bars, every, timeframe, regimes), schema_overrides={
+        "train_regime": pl.Int64, "train_regime_share": pl.Float64, "test_regime": pl.Int64,
+        "test_regime_share": pl.Float64, "regime_note": pl.String})
+    return every, table.join(reg, on="split", how="left"), plan
 
 
 def _gap_flags(ts: np.ndarray, s: Any, timeframe: str, max_gap: str | int) -> dict[str, Any]:
@@ -139,8 +182,13 @@ def _gap_flags(ts: np.ndarray, s: Any, timeframe: str, max_gap: str | int) -> di
 
 
 def splits_from_table(table: pl.DataFrame) -> list[Split]:
+    """The splits a ``make_splits`` table describes (its ``exclude`` zones too, when the table has them)."""
+
+    def zones(r: dict[str, Any]) -> tuple[tuple[int, int], ...]:
+        return tuple((int(a), int(b)) for a, b in json.loads(r.get("exclude") or "[]"))
+
     return [
-        Split(int(r["split"]), int(r["train_start"]), int(r["train_end"]), int(r["test_start"]), int(r["test_end"]))
+        Split(int(r["split"]), int(r["train_start"]), int(r["train_end"]), int(r["test_start"]), int(r["test_end"]), zones(r))
         for r in table.iter_rows(named=True)
     ]
 
@@ -168,27 +216,130 @@ def split_seed(seed: int, s: Split) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
+def _engine_version() -> str:
+    """Hash of the search engine's own code: a change to how trials are run or picked invalidates cached splits."""
+    import inspect
+
+    from . import fastpath, optimize
+
+    h = hashlib.sha256()
+    for mod in (fastpath, optimize):
+        h.update(inspect.getsource(mod).encode())
+    return h.hexdigest()[:12]
+
+
 def search_fingerprint(
-    s: Split, window_hash: str, strategy: Strategy, search: Any, costs: Costs, timeframe: str
+    s: Split, window_hash: str, strategy: Strategy, search: Any, costs: Costs, timeframe: str,
+    warm_start: dict | None = None,
 ) -> str:
+    """What a split's search result depends on: window, data, strategy code, search settings, costs, engine."""
+    fields = search.fingerprint_fields() if hasattr(search, "fingerprint_fields") else {
+        "n_trials": search.n_trials, "seed": search.seed, "objective": search.objective, "sampler": search.sampler}
     payload = {
         "window": [s.train_start, s.train_end],
+        "exclude": [list(x) for x in getattr(s, "exclude", ())],
         "data": window_hash,
         "strategy": strategy.name,
         "code": strategy.code_version,
-        "search": {"n_trials": search.n_trials, "seed": search.seed, "objective": search.objective, "sampler": search.sampler},
+        "search": fields,
+        "warm_start": warm_start,
         "costs": [costs.fee, costs.slippage],
         "timeframe": timeframe,
+        "engine": _engine_version(),
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 @dataclass
 class SearchOutcome:
     params: pl.DataFrame   # one row per split
     ledger: pl.DataFrame   # one row per trial of every split
+    daily: pl.DataFrame    # split, fingerprint, trial, day, return: every completed trial's daily train returns
     reused: int            # splits taken from the cache
     computed: int          # splits searched now
+    persisted: int = 0     # studies written to the Optuna storage
+    workers: int = 1       # processes that searched
+
+
+#: What the forked search workers read (set by the parent just before the pool forks; never pickled).
+_WORK: dict[str, Any] = {}
+
+
+def fitted_space(strategy: Strategy, train_bars: int) -> tuple[Strategy, dict[str, list[int]]]:
+    """The strategy with every window-like parameter's upper bound cut to half the train window.
+
+    An indicator longer than half the window leaves too few bars with a valid signal to judge it on, so those
+    values are not searched (the cut is recorded with the split). A space whose LOW end is already too long
+    cannot be searched at all and is refused with the fix (``splits.check_window_fits``).
+    """
+    import copy
+
+    from .splits import check_window_fits, window_params_over
+
+    over = window_params_over(strategy, train_bars)
+    if not over:
+        return strategy, {}
+    limit = int(train_bars) // 2
+    if any(strategy.space[p].low > limit for p in over):
+        check_window_fits(strategy, train_bars)
+    space = dict(strategy.space)
+    cut = {}
+    for name in over:
+        p = space[name]
+        space[name] = IntParam(p.low, limit, p.step)
+        cut[name] = [int(p.high), limit]
+    clone = copy.copy(strategy)
+    clone.space = space
+    return clone, cut
+
+
+def _search_task(task: dict) -> tuple[int, Any]:
+    w = _WORK
+    search = w["search"]
+    strategy = w["strategy"]
+    if task.get("space_cut"):
+        strategy = fitted_space(strategy, task["i1"] - task["i0"])[0]
+    res = search_split(
+        w["pdf"], strategy, task["i0"], task["i1"], n_trials=search.n_trials, seed=task["seed"], costs=w["costs"],
+        periods_per_year=w["ppy"], objective=search.objectives if hasattr(search, "objectives") else search.objective,
+        selection=getattr(search, "selection", "pareto"), weights=dict(getattr(search, "weights", {}) or {}),
+        sampler=search.sampler, grid_points=getattr(search, "grid_points", 10), pruner=getattr(search, "pruner", "none"),
+        folds=getattr(search, "folds", 4), warm_start=task.get("warm_start"), exclude=task.get("exclude", ()),
+        arrays=w["arrays"],
+    )
+    res.persisted = False
+    url = w.get("storage_url")
+    if url:  # each worker writes its own finished study: the ORM work runs in parallel, SQLite serializes commits
+        s = task["split"]
+        attrs = {"maestro_fingerprint": task["fingerprint"], "strategy": strategy.name, "strategy_code": strategy.code_version,
+                 "train_from": iso(s.train_start), "train_to": iso(s.train_end), "test_from": iso(s.test_start),
+                 "test_to": iso(s.test_end), "settings": res.settings, "libraries": _library_versions(),
+                 "picked_trial": int(res.ledger.loc[res.ledger["selected"], "trial"].iloc[0])}
+        res.persisted = persist_study(url, f"{w['study_prefix']}split{s.index}-{task['fingerprint']}", res.trials,
+                                      len(res.settings["objectives"]), attrs)
+        res.trials = []  # written: no need to ship them back to the parent
+    return task["index"], res
+
+
+def resolve_workers(requested: int | None, n_tasks: int) -> int:
+    """``0``/None = one per CPU core; never more than there are splits to search."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    want = cores if not requested else int(requested)
+    return max(1, min(want, n_tasks))
+
+
+def _run_tasks(tasks: list[dict], workers: int) -> dict[int, Any]:
+    """Search the splits, in worker processes when there is more than one worker (fork: they inherit ``_WORK``)."""
+    if workers <= 1 or len(tasks) <= 1:
+        return dict(_search_task(t) for t in tasks)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        return dict(pool.map(_search_task, tasks))
 
 
 def optimize_splits(
@@ -200,35 +351,88 @@ def optimize_splits(
     timeframe: str,
     previous: pl.DataFrame | None = None,
     previous_ledger: pl.DataFrame | None = None,
+    previous_daily: pl.DataFrame | None = None,
+    *,
+    workers: int | None = None,
+    storage_url: str | None = None,
+    study_prefix: str = "",
 ) -> SearchOutcome:
-    """Search every split's train window; reuse a previous result whose fingerprint is unchanged."""
+    """Search every split's train window; reuse a previous result whose fingerprint is unchanged.
+
+    Splits are independent (each has its own seed and in-memory study), so they run in parallel processes and
+    give the same result with any number of workers. With ``search.warm_start`` each split starts from the
+    previous split's pick, so they run in order. Finished studies are persisted to ``storage_url`` afterwards.
+    """
+    from .fastpath import bar_arrays
+
     strategy = get_strategy(strategy_name)
     pdf = to_pandas_bars(bars)
     ts = bars["timestamp"].to_numpy()
-    ppy = bars_per_year(timeframe)
     lookback = max_warmup(strategy)
     cache: dict[str, dict] = {}
     if previous is not None and previous.height and "fingerprint" in previous.columns:
         cache = {r["fingerprint"]: r for r in previous.iter_rows(named=True)}
-    rows, ledgers, reused = [], [], 0
-    for s in splits:
+    _WORK.clear()
+    _WORK.update(pdf=pdf, strategy=strategy, search=search, costs=costs, ppy=bars_per_year(timeframe), arrays=bar_arrays(pdf),
+                 storage_url=storage_url, study_prefix=study_prefix)
+    warm = bool(getattr(search, "warm_start", False))
+    if storage_url:
+        prepare_storage(storage_url)
+
+    def prepare(s: Split, warm_params: dict | None) -> dict:
         i0, i1 = (int(x) for x in np.searchsorted(ts, [s.train_start, s.train_end]))
         if i1 - i0 < 2:
             raise MaestroError(f"split {s.index}: train window {iso(s.train_start)}..{iso(s.train_end)} has no bars")
-        fp = search_fingerprint(s, bars_hash(bars.slice(max(0, i0 - lookback), i1 - max(0, i0 - lookback))), strategy, search, costs, timeframe)
-        if fp in cache:
-            row = dict(cache[fp])
-            row["split"] = s.index
-            rows.append(row)
-            if previous_ledger is not None and previous_ledger.height:
-                ledgers.append(previous_ledger.filter(pl.col("fingerprint") == fp).with_columns(pl.lit(s.index).alias("split")))
-            reused += 1
+        lo = max(0, i0 - lookback)
+        fitted, cut = fitted_space(strategy, i1 - i0)
+        if warm_params is not None:
+            try:
+                warm_params = fitted.check(warm_params)
+            except MaestroError:  # the previous pick is outside this window's space: start cold
+                warm_params = None
+        fp = search_fingerprint(s, bars_hash(bars.slice(lo, i1 - lo)), strategy, search, costs, timeframe,
+                                {"warm_start": warm_params, "space_cut": cut} if (warm_params or cut) else None)
+        return {"index": s.index, "i0": i0, "i1": i1, "seed": split_seed(search.seed, s), "fingerprint": fp,
+                "warm_start": warm_params, "exclude": tuple(tuple(x) for x in getattr(s, "exclude", ())), "split": s,
+                "space_cut": cut}
+
+    results: dict[int, Any] = {}
+    tasks: dict[int, dict] = {}
+    reused_rows: dict[int, dict] = {}
+    if warm:  # each split needs the previous one's pick: in order, in this process
+        prev_pick: dict | None = None
+        for s in splits:
+            t = prepare(s, prev_pick)
+            tasks[s.index] = t
+            if t["fingerprint"] in cache:
+                reused_rows[s.index] = cache[t["fingerprint"]]
+                prev_pick = json.loads(reused_rows[s.index]["params"])
+            else:
+                results.update(_run_tasks([t], 1))
+                prev_pick = dict(results[s.index].best_params)
+        n_workers = 1
+    else:
+        for s in splits:
+            t = prepare(s, None)
+            tasks[s.index] = t
+            if t["fingerprint"] in cache:
+                reused_rows[s.index] = cache[t["fingerprint"]]
+        todo = [t for i, t in tasks.items() if i not in reused_rows]
+        n_workers = resolve_workers(workers if workers is not None else getattr(search, "workers", 0), len(todo))
+        results.update(_run_tasks(todo, n_workers))
+    _WORK.clear()
+
+    rows, ledgers, dailies, persisted = [], [], [], 0
+    for s in splits:
+        t = tasks[s.index]
+        fp = t["fingerprint"]
+        if s.index in reused_rows:
+            rows.append({**reused_rows[s.index], "split": s.index})
+            for prev_t, out in ((previous_ledger, ledgers), (previous_daily, dailies)):
+                if prev_t is not None and prev_t.height and "fingerprint" in prev_t.columns:
+                    out.append(prev_t.filter(pl.col("fingerprint") == fp).with_columns(pl.lit(s.index).alias("split")))
             continue
-        seed = split_seed(search.seed, s)
-        res = search_split(
-            pdf, strategy, i0, i1, n_trials=search.n_trials, seed=seed, costs=costs,
-            periods_per_year=ppy, objective=search.objective,
-        )
+        res = results[s.index]
         m = res.train_metrics
         rows.append(
             {
@@ -238,23 +442,46 @@ def optimize_splits(
                 "test_start": s.test_start,
                 "test_end": s.test_end,
                 "params": json.dumps(res.best_params, sort_keys=True),
-                "objective": search.objective,
+                "objective": ",".join(res.settings["objectives"]),
+                "selection": res.settings["selection"],
                 "best_value": float(res.best_value),
                 "train_sharpe": float(m.get("sharpe", np.nan)),
+                "train_vwr": float(m.get("vwr", np.nan)),
                 "train_total_return": float(m.get("total_return", np.nan)),
                 "train_cagr": float(m.get("cagr", np.nan)),
                 "train_max_drawdown": float(m.get("max_drawdown", np.nan)),
                 "train_trades": int(m.get("n_trades", 0)),
                 "n_trials": int(search.n_trials),
-                "seed": int(seed),
+                "n_complete": int((res.ledger["state"] == "COMPLETE").sum()),
+                "seed": int(t["seed"]),
+                "sampler_settings": json.dumps(res.settings, sort_keys=True, default=str),
+                "warm_start": json.dumps(t["warm_start"], sort_keys=True) if t["warm_start"] else "",
+                "space_cut": json.dumps(t["space_cut"], sort_keys=True) if t["space_cut"] else "",
                 "fingerprint": fp,
             }
         )
-        led = pl.from_pandas(res.ledger.reset_index(drop=True)) if isinstance(res.ledger, pd.DataFrame) else res.ledger
-        ledgers.append(led.with_columns(pl.lit(s.index).alias("split"), pl.lit(fp).alias("fingerprint")))
+        ledgers.append(pl.from_pandas(res.ledger.reset_index(drop=True)).with_columns(
+            pl.lit(s.index).alias("split"), pl.lit(fp).alias("fingerprint")))
+        if res.daily is not None and len(res.daily):
+            dailies.append(pl.from_pandas(res.daily).with_columns(pl.lit(s.index).alias("split"), pl.lit(fp).alias("fingerprint")))
+        persisted += int(getattr(res, "persisted", False))
     params = pl.DataFrame(rows)
     ledger = pl.concat(ledgers, how="diagonal_relaxed") if ledgers else pl.DataFrame()
-    return SearchOutcome(params, ledger, reused, len(splits) - reused)
+    daily = pl.concat(dailies, how="diagonal_relaxed") if dailies else pl.DataFrame()
+    computed = len(splits) - len(reused_rows)
+    return SearchOutcome(params, ledger, daily, len(reused_rows), computed, persisted, n_workers if computed else 0)
+
+
+def _library_versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    out = {}
+    for lib in ("optuna", "vectorbt", "numba", "numpy", "pandas", "polars"):
+        try:
+            out[lib] = version(lib)
+        except Exception:  # pragma: no cover
+            out[lib] = "?"
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -280,6 +507,10 @@ def run_oos(
     strategy = get_strategy(strategy_name)
     pdf = to_pandas_bars(bars)
     ts = bars["timestamp"].to_numpy()
+    # the live split's test window is still open: its pick is for trading now, not for out-of-sample results
+    params = params.filter(pl.col("test_end") <= int(ts[-1]) + timeframe_ms(timeframe))
+    if params.height == 0:
+        raise MaestroError("no split has a complete test window yet: wait for data to cover one, or shorten test")
     ppy = bars_per_year(timeframe)
     close = pdf["close"].to_numpy()
     parts, bench_parts, split_ids, rows, trade_frames = [], [], [], [], []
@@ -376,20 +607,34 @@ def walk_forward_efficiency(oos_annual: float, is_annual: float) -> tuple[float 
     return float(oos_annual / is_annual), "annualized OOS return / annualized in-sample return"
 
 
-def verdict(oos_trades: int, oos_sharpe: float, wfe: float | None) -> tuple[str, str]:
-    """A verdict in words with the thresholds that produced it."""
+def verdict(oos_trades: int, oos_sharpe: float, wfe: float | None, pbo: float | None = None,
+            dsr: float | None = None) -> tuple[str, str]:
+    """A verdict in words with the thresholds that produced it, checked in this order:
+
+    too few trades (< MIN_OOS_TRADES) -> fails out of sample (OOS Sharpe <= 0) -> overfit (PBO >= MAX_PBO) ->
+    inconclusive (WFE undefined) -> weak (WFE < MIN_WFE) -> promising (DSR < MIN_DSR, or PBO/DSR not computable)
+    -> robust. "robust" needs every test passed; "promising" says which one it missed.
+    """
     if oos_trades < MIN_OOS_TRADES:
         return "too few trades", f"{oos_trades} out-of-sample trades < {MIN_OOS_TRADES}"
     if not np.isfinite(oos_sharpe) or oos_sharpe <= 0:
         return "fails out of sample", f"OOS Sharpe {oos_sharpe:.2f} <= 0"
+    if pbo is not None and np.isfinite(pbo) and pbo >= MAX_PBO:
+        return "overfit", f"PBO {pbo:.2f} >= {MAX_PBO}: the train-window winner usually ranks in the bottom half out of sample"
     if wfe is None:
         return "inconclusive", f"OOS Sharpe {oos_sharpe:.2f} > 0 but walk-forward efficiency is undefined"
     if wfe < MIN_WFE:
         return "weak", f"OOS Sharpe {oos_sharpe:.2f} > 0 but walk-forward efficiency {wfe:.2f} < {MIN_WFE}"
-    return "promising", (
-        f"OOS Sharpe {oos_sharpe:.2f} > 0, walk-forward efficiency {wfe:.2f} >= {MIN_WFE}, "
-        f"{oos_trades} trades >= {MIN_OOS_TRADES} (overfitting statistics not yet applied)"
-    )
+    passed = f"OOS Sharpe {oos_sharpe:.2f} > 0, WFE {wfe:.2f} >= {MIN_WFE}, {oos_trades} trades >= {MIN_OOS_TRADES}"
+    if pbo is None or not np.isfinite(pbo):
+        return "promising", f"{passed}; PBO not computable (too few trials or train days), so not called robust"
+    passed += f", PBO {pbo:.2f} < {MAX_PBO}"
+    if dsr is None or not np.isfinite(dsr):
+        return "promising", f"{passed}; DSR not computable, so not called robust"
+    if dsr < MIN_DSR:
+        return "promising", f"{passed}; but DSR {dsr:.2f} < {MIN_DSR}: the OOS Sharpe may be luck across the trials searched"
+    return "robust", f"{passed}, DSR {dsr:.2f} >= {MIN_DSR}"
 
 
-VERDICT_RANK = {"promising": 0, "weak": 1, "inconclusive": 2, "fails out of sample": 3, "too few trades": 4}
+VERDICT_RANK = {"robust": 0, "promising": 1, "weak": 2, "inconclusive": 3, "overfit": 4, "fails out of sample": 5,
+                "too few trades": 6}

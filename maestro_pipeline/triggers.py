@@ -36,3 +36,16 @@ def reoptimization_due(data_end_ms: int | None, last_test_end_ms: int | None, te
     if data_end_ms >= ready:
         return True, "validated data extends a whole test window past the last one"
     return False, "waiting for data to cover the next test window"
+
+
+def splits_due(planned_last_test_end_ms: int | None, stored_last_test_end_ms: int | None) -> tuple[bool, str]:
+    """Has the split plan for the current data moved past the stored one? Works for every window form (days,
+    bars, calendar months, parts), because the plan itself is computed from the data by ``research.make_splits``.
+    ``planned_last_test_end_ms`` is None when the data cannot hold one split yet."""
+    if planned_last_test_end_ms is None:
+        return False, "not enough validated data for one split yet"
+    if stored_last_test_end_ms is None:
+        return True, "no splits yet and enough data for one"
+    if planned_last_test_end_ms > stored_last_test_end_ms:
+        return True, "validated data now covers a new test window"
+    return False, "waiting for data to cover the next test window"

@@ -1,0 +1,118 @@
+"""The live split (the parameters to trade now) and the market regimes recorded with every split.
+
+The walk-forward's complete splits answer "did this work out of sample?". A trader also needs "what do I run
+now?": the **live split** is the next split on the same grid — its train window is complete, its test window has
+begun but not ended — so its pick is what the walk-forward would trade today. When the month completes, the live
+split becomes an ordinary complete split with the *same* train window, so its search is reused, not redone.
+
+**Regime shift.** A Gaussian HMM (``maestro_pipeline.regimes``) is fitted on the days before the live split's
+train end only. If the newest days are confidently in another regime than the end of that train window
+(``regimes.regime_shift``), the live split is re-anchored: its train window ends on the day the shift was
+confirmed (first confident day + ``min_days``) — a date that stays fixed while the new regime lasts, so the
+re-optimization happens once, not every day. That split is then searched early with data from the new regime.
+Regimes per split are each labelled by a model fitted only on data before that split's train end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from .errors import MaestroError
+from .splits import Split, parse_length, plan_splits
+from .timeframes import DAY_MS, timeframe_ms
+
+
+@dataclass
+class LivePlan:
+    split: Split | None                   # None when no live split can be planned (parts mode, no data)
+    reason: str                           # "grid" or the regime shift that moved it, or why there is none
+    regime: dict[str, Any] = field(default_factory=dict)  # the model and shift that decided it
+
+
+def _vol_window(timeframe: str) -> int:
+    """Bars per day for the HMM's realized-volatility feature (at least 5 bars for daily or longer bars)."""
+    return max(5, int(DAY_MS // timeframe_ms(timeframe)))
+
+
+def _grid_live(bars: pl.DataFrame, splits: list[Split], timeframe: str, wf: Any) -> Split:
+    """The next split on the grid, planned by the same planner as if its test window had already ended."""
+    tf = timeframe_ms(timeframe)
+    last = splits[-1]
+    test_l = parse_length(wf.test)
+    step_l = test_l if getattr(wf, "step", None) is None else parse_length(wf.step, "step")
+    nxt_start = step_l.add(last.test_start, tf)
+    nxt_end = test_l.add(nxt_start, tf)
+    ts = bars["timestamp"].to_numpy()
+    close = bars["close"].to_numpy()
+    # one placeholder bar at the end of the next test window: the planner reads closes only before a train end
+    ext_ts = np.r_[ts, max(int(ts[-1]) + tf, nxt_end - tf)]
+    ext_close = np.r_[close, close[-1]]
+    planned = plan_splits(
+        ext_ts, ext_close, timeframe, train=wf.train, test=wf.test, step=getattr(wf, "step", None), n_splits=1,
+        scheme=getattr(wf, "scheme", "rolling"), purge=getattr(wf, "purge", 0), embargo=getattr(wf, "embargo", 0),
+    )[-1]
+    if planned.test_start != nxt_start:  # pragma: no cover - the grid is the planner's own
+        raise MaestroError("live split: the planner's next window is not the grid's next window")
+    return Split(last.index + 1, planned.train_start, planned.train_end, planned.test_start, planned.test_end,
+                 planned.exclude)
+
+
+def live_split(bars: pl.DataFrame, splits: list[Split], timeframe: str, wf: Any, regimes: Any | None) -> LivePlan:
+    """Plan the live split for these bars (see module docstring); ``regimes`` is the config (None = off)."""
+    if getattr(wf, "mode", "calendar") == "parts" or not splits or bars.height == 0:
+        return LivePlan(None, "no live split: parts mode re-cuts the data instead of stepping a grid")
+    live = _grid_live(bars, splits, timeframe, wf)
+    if regimes is None or not getattr(regimes, "enabled", False):
+        return LivePlan(live, "grid")
+    from .regimes import fit_regimes, regime_shift
+
+    ts = bars["timestamp"].to_numpy()
+    close = bars["close"].to_numpy()
+    data_end = int(ts[-1]) + timeframe_ms(timeframe)
+    try:
+        model = fit_regimes(ts, close, live.train_end, n_regimes=regimes.n_regimes, seed=regimes.seed,
+                            min_days=regimes.min_fit_days, vol_window=_vol_window(timeframe))
+        since = max(live.train_start, live.train_end - regimes.reference_days * DAY_MS)
+        shift = regime_shift(model, ts, close, since, min_prob=regimes.min_prob, min_days=regimes.min_days)
+    except MaestroError as exc:  # too little history for a model, or too few days since the train end
+        return LivePlan(live, "grid", {"regime_note": str(exc)})
+    info: dict[str, Any] = {"regime_model": model.as_dict(), "regime_shift": shift.describe() if shift else ""}
+    if shift is None:
+        return LivePlan(live, "grid", info)
+    confirmed = min(shift.first_day_ms + regimes.min_days * DAY_MS, data_end)
+    if confirmed <= live.train_end:
+        return LivePlan(live, "grid", info)
+    length = live.train_end - live.train_start
+    start = live.train_start if getattr(wf, "scheme", "rolling") == "anchored" else confirmed - length
+    test_len = live.test_end - live.test_start
+    moved = Split(live.index, start, confirmed, confirmed, confirmed + test_len)
+    return LivePlan(moved, f"re-optimized early: {shift.describe()}", info)
+
+
+def split_regime_rows(bars: pl.DataFrame, splits: list[Split], timeframe: str, regimes: Any | None) -> list[dict]:
+    """Per split, the dominant regime (and its share) of its train and test windows, each labelled by a model
+    fitted only on data before that split's train end; empty values (with a note) where history is too short."""
+    from .regimes import fit_regimes, split_regimes
+
+    ts = bars["timestamp"].to_numpy()
+    close = bars["close"].to_numpy()
+    rows = []
+    for s in splits:
+        row: dict[str, Any] = {"split": s.index, "train_regime": None, "train_regime_share": None,
+                               "test_regime": None, "test_regime_share": None, "regime_note": ""}
+        if regimes is None or not getattr(regimes, "enabled", False):
+            row["regime_note"] = "regimes disabled"
+        else:
+            try:
+                model = fit_regimes(ts, close, s.train_end, n_regimes=regimes.n_regimes, seed=regimes.seed,
+                                    min_days=regimes.min_fit_days, vol_window=_vol_window(timeframe))
+                r = split_regimes(model, ts, close, [s])[0]
+                row.update({k: r[k] for k in ("train_regime", "train_regime_share", "test_regime", "test_regime_share")})
+            except MaestroError as exc:
+                row["regime_note"] = str(exc)
+        rows.append(row)
+    return rows
