@@ -36,7 +36,8 @@ def build_leaderboard_assets(cfg: MaestroConfig, oos_reports: dg.AssetsDefinitio
                 meta["path"] = dg.MetadataValue.path(str(w.path))
                 meta["leaderboard"] = dg.MetadataValue.md(
                     md_table(board.select("rank", "instrument", "strategy", "verdict", "oos_sharpe", "oos_total_return",
-                                          "buy_hold_total_return", "oos_max_drawdown", "oos_trades", "wfe"))
+                                          "buy_hold_total_return", "oos_max_drawdown", "oos_trades", "wfe", "dsr", "pbo",
+                                          "verdict_reason"))
                 )
             missing = sorted(set(keys) - set(zip(board["instrument"], board["strategy"]))) if board.height else keys
             if missing:

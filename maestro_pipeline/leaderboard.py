@@ -9,8 +9,8 @@ from .research import VERDICT_RANK
 
 COLUMNS = (
     "instrument", "strategy", "verdict", "oos_sharpe", "oos_sortino", "oos_cagr", "oos_max_drawdown",
-    "oos_total_return", "buy_hold_total_return", "oos_trades", "wfe", "n_splits", "first_test",
-    "last_test_end", "verdict_reason", "source",
+    "oos_total_return", "buy_hold_total_return", "oos_trades", "wfe", "dsr", "pbo", "sharpe_ci_low", "sharpe_ci_high",
+    "plateau_median", "dsr_n_trials", "n_splits", "first_test", "last_test_end", "verdict_reason", "source",
 )
 
 
@@ -45,7 +45,9 @@ def format_leaderboard(df: pl.DataFrame) -> str:
         (pl.col("buy_hold_total_return") * 100).round(1).alias("b&h_ret%"),
         (pl.col("oos_max_drawdown") * 100).round(1).alias("max_dd%"),
         pl.col("oos_trades").alias("trades"),
-        pl.col("wfe").round(2),
+        pl.col("wfe").cast(pl.Float64).round(2),  # a column of nulls has no numeric type of its own
+        pl.col("dsr").cast(pl.Float64).round(2),
+        pl.col("pbo").cast(pl.Float64).round(2),
     )
     with pl.Config(tbl_rows=200, tbl_cols=20, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, tbl_width_chars=200):
         return str(show)

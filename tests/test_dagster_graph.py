@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from assets import build_definitions
+from maestro_pipeline.research import VERDICT_RANK
 from assets.partitions import bars_key, research_key
 from maestro_pipeline.config import parse_config
 from maestro_pipeline.lake import Lake
@@ -98,7 +99,8 @@ def test_materialization_metadata(built):
     md = ev.asset_materialization.metadata
     assert md["rows"].value > 0 and md["first_bar"].value and md["last_bar"].value and md["data_version"].value
     rep = built.instance.get_latest_materialization_event(dg.AssetKey("oos_reports")).asset_materialization.metadata
-    assert rep["verdict"].value.split(":")[0] in {"promising", "weak", "inconclusive", "fails out of sample", "too few trades"}
+    assert rep["verdict"].value.split(":")[0] in VERDICT_RANK
+    assert "## Verdict" in rep["report"].value and rep["report"].value.count("data:image/png;base64,") >= 3
     assert "data:image/png;base64," in rep["equity_chart"].value
     par = built.instance.get_latest_materialization_event(dg.AssetKey("split_optimal_params")).asset_materialization.metadata
     assert par["seed"].value == 3 and "optuna" in json.loads(par["libraries"].value)
@@ -107,14 +109,19 @@ def test_materialization_metadata(built):
 def test_research_outputs(built):
     lk, inst = built.lake, built.cfg.instrument_objs[0]
     part = {**inst.hive, "strategy": "ema_cross"}
-    splits = lk.read_file("walk_forward_splits", inst.hive)
+    table = lk.read_file("walk_forward_splits", inst.hive)
+    splits = table.filter(~pl.col("live"))
     assert splits.height == 3
     assert (splits["train_end"] <= splits["test_start"]).all()
     assert (splits["test_start"].slice(1) == splits["test_end"].slice(0, 2)).all()
+    # the live split is the next window on the grid: its test window starts where the last complete one ends
+    live = table.filter(pl.col("live")).row(0, named=True)
+    assert live["test_start"] == splits["test_end"].max() and live["split"] == 3
     params = lk.read_file("split_optimal_params", part)
-    assert params.height == 3 and all(json.loads(p)["fast"] < json.loads(p)["slow"] for p in params["params"])
+    assert params.height == 4 and all(json.loads(p)["fast"] < json.loads(p)["slow"] for p in params["params"])
+    assert params.filter(pl.col("live"))["split"].to_list() == [3]
     ledger = lk.read_file("trial_ledger", part)
-    assert ledger.height == 3 * 6  # every trial of every split
+    assert ledger.height == 4 * 6  # every trial of every split, the live one included
     eq = lk.read_file("oos_equity", part)
     # stitched OOS covers exactly the test windows, nothing from a train window before the first test
     assert eq["timestamp"].min() == splits["test_start"].min()
@@ -146,7 +153,7 @@ def test_rerun_replaces_and_reuses_splits(built):
     before = lk.read_file("split_optimal_params", part)
     built.run(["split_optimal_params"], research_key(INST, "ema_cross"))
     md = built.instance.get_latest_materialization_event(dg.AssetKey("split_optimal_params")).asset_materialization.metadata
-    assert md["splits_reused"].value == 3 and md["splits_computed"].value == 0
+    assert md["splits_reused"].value == 4 and md["splits_computed"].value == 0
     assert lk.read_file("split_optimal_params", part).equals(before)
     assert len(lk.files("split_optimal_params")) == 1
 

@@ -342,3 +342,320 @@ def test_quantstats_is_imported_lazily_and_does_not_restyle_matplotlib():
         env={**__import__("os").environ, "MPLBACKEND": "Agg"},
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+# --------------------------------------------------------------------------------------------------
+# quantstats_table
+# --------------------------------------------------------------------------------------------------
+
+
+def _direct_table(d: pd.Series) -> dict:
+    """Every figure of the full table, by calling quantstats' own function on the daily series (365 periods)."""
+    import quantstats as qs
+
+    st = qs.stats
+    calls = {
+        "total_return": lambda: st.comp(d),
+        "cagr": lambda: st.cagr(d, periods=365),
+        "sharpe": lambda: st.sharpe(d, periods=365),
+        "sortino": lambda: st.sortino(d, periods=365),
+        "volatility": lambda: st.volatility(d, periods=365),
+        "max_drawdown": lambda: st.max_drawdown(d),
+        "calmar": lambda: st.calmar(d, periods=365),
+        "win_rate": lambda: st.win_rate(d),
+        "profit_factor": lambda: st.profit_factor(d),
+        "omega": lambda: st.omega(d, periods=365),
+        "var": lambda: st.value_at_risk(d),
+        "cvar": lambda: st.cvar(d),
+        "tail_ratio": lambda: st.tail_ratio(d),
+        "best_day": lambda: st.best(d),
+        "worst_day": lambda: st.worst(d),
+        "kelly": lambda: st.kelly_criterion(d),
+        "payoff_ratio": lambda: st.payoff_ratio(d),
+        "consecutive_wins": lambda: st.consecutive_wins(d),
+        "consecutive_losses": lambda: st.consecutive_losses(d),
+        "avg_win": lambda: st.avg_win(d),
+        "avg_loss": lambda: st.avg_loss(d),
+        "skew": lambda: st.skew(d),
+        "kurtosis": lambda: st.kurtosis(d),
+        "recovery_factor": lambda: st.recovery_factor(d),
+        "ulcer_index": lambda: st.ulcer_index(d),
+        "exposure": lambda: st.exposure(d),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {k: float(f()) for k, f in calls.items()}
+
+
+def _same(got: float, want: float) -> bool:
+    if math.isinf(want):  # the table maps +-inf to NaN
+        return math.isnan(got)
+    if math.isnan(want):
+        return math.isnan(got)
+    return got == pytest.approx(want, rel=1e-12, abs=1e-15)
+
+
+def test_quantstats_table_equals_quantstats_functions_on_daily_returns_with_365_periods():
+    r = _hourly(days=150, seed=31)
+    b = _hourly(days=150, seed=32, mu=0.0, sigma=0.01)
+    table = reports.quantstats_table(r, b)
+
+    idx = pd.date_range("2023-03-01", periods=150, freq="D")
+    d = pd.Series(np.prod(1.0 + r.to_numpy().reshape(150, 24), axis=1) - 1.0, index=idx)
+    bd = pd.Series(np.prod(1.0 + b.to_numpy().reshape(150, 24), axis=1) - 1.0, index=idx)
+    direct, bench = _direct_table(d), _direct_table(bd)
+
+    assert list(table) == list(reports.TABLE_KEYS) + [f"benchmark_{k}" for k in reports.TABLE_KEYS]
+    assert set(direct) == set(reports.TABLE_KEYS)  # nothing in the table goes unchecked
+    assert all(type(v) is float for v in table.values())
+    for key, want in direct.items():
+        assert _same(table[key], want), (key, table[key], want)
+        assert _same(table[f"benchmark_{key}"], bench[key]), key
+    # 365, not quantstats' default 252
+    import quantstats as qs
+
+    assert table["volatility"] == pytest.approx(float(qs.stats.volatility(d)) * math.sqrt(365 / 252), rel=1e-12)
+    # the headline metrics are the same numbers
+    m = reports.quantstats_metrics(r, b)
+    assert m == {k: table[k] for k in m}
+    assert "benchmark_sharpe" not in reports.quantstats_table(r)
+
+
+def test_quantstats_table_figures_by_hand_on_a_crafted_series():
+    daily = [0.01, 0.02, -0.01, 0.03, 0.04, 0.05, -0.02, -0.03, 0.0, 0.01]
+    # daily bars: one bar per UTC day, so the daily series is the input itself
+    r = pd.Series(daily, index=pd.date_range("2024-05-01", periods=10, freq="D"))
+    t = reports.quantstats_table(r)
+    # (daily_returns compounds each day's single bar as (1 + r) - 1: equal up to rounding)
+    assert t["best_day"] == pytest.approx(0.05, abs=1e-15) and t["worst_day"] == pytest.approx(-0.03, abs=1e-15)
+    assert t["consecutive_wins"] == 3.0    # 0.03, 0.04, 0.05
+    assert t["consecutive_losses"] == 2.0  # -0.02, -0.03
+    assert t["win_rate"] == pytest.approx(6 / 9, abs=1e-15)  # the flat day is ignored
+    assert t["exposure"] == 0.9
+    assert t["avg_win"] == pytest.approx((0.01 + 0.02 + 0.03 + 0.04 + 0.05 + 0.01) / 6, abs=1e-14)
+    assert t["avg_loss"] == pytest.approx((-0.01 - 0.02 - 0.03) / 3, abs=1e-14)
+    assert t["payoff_ratio"] == pytest.approx((0.16 / 6) / (0.06 / 3), abs=1e-12)
+    assert t["total_return"] == pytest.approx(float(np.prod(1 + np.array(daily)) - 1), abs=1e-15)
+    a = np.array(daily)
+    assert t["sharpe"] == pytest.approx(a.mean() / a.std(ddof=1) * math.sqrt(365), abs=1e-12)
+    assert t["skew"] == pytest.approx(pd.Series(a).skew(), abs=1e-12)
+
+    # only winning days: quantstats' profit factor is inf -> NaN here; no inf anywhere
+    win = pd.Series([0.01, 0.02, 0.01, 0.0, 0.03], index=pd.date_range("2024-05-01", periods=5, freq="D"))
+    tw = reports.quantstats_table(win)
+    import quantstats as qs
+
+    assert math.isinf(float(qs.stats.profit_factor(win)))
+    assert math.isnan(tw["profit_factor"]) and math.isnan(tw["calmar"]) and math.isnan(tw["recovery_factor"])
+    assert not any(math.isinf(v) for v in tw.values())
+    assert tw["consecutive_wins"] == 3.0 and tw["consecutive_losses"] == 0.0
+
+
+# --------------------------------------------------------------------------------------------------
+# rolling_metrics
+# --------------------------------------------------------------------------------------------------
+
+
+def test_rolling_metrics_match_hand_computation_with_365():
+    r = _hourly(days=80, seed=41)
+    roll = reports.rolling_metrics(r, window_days=30)
+    daily = np.prod(1.0 + r.to_numpy().reshape(80, 24), axis=1) - 1.0
+    days = pd.date_range("2023-03-01", periods=80, freq="D")
+
+    assert list(roll.columns) == ["rolling_sharpe", "rolling_volatility"]
+    assert list(roll.index) == list(days) and roll.index.name == "day"
+    assert roll.iloc[:29].isna().all().all() and roll.iloc[29:].notna().all().all()
+    for i in (29, 51, 79):  # first full window, a middle one, the last
+        w = daily[i - 29 : i + 1]
+        assert roll["rolling_sharpe"].iloc[i] == pytest.approx(w.mean() / w.std(ddof=1) * math.sqrt(365), abs=1e-9)
+        assert roll["rolling_volatility"].iloc[i] == pytest.approx(w.std(ddof=1) * math.sqrt(365), abs=1e-12)
+
+
+def test_rolling_metrics_flat_window_is_nan_not_inf_and_bad_window():
+    r = pd.Series(0.013, index=pd.date_range("2024-01-01", periods=40, freq="D"))
+    roll = reports.rolling_metrics(r, window_days=30)
+    assert roll["rolling_sharpe"].isna().all()  # 0.013 / 0: quantstats says inf
+    assert (roll["rolling_volatility"].iloc[29:] == 0.0).all()
+    for bad in (1, 0, 2.5, True):
+        with pytest.raises(MaestroError, match="window_days"):
+            reports.rolling_metrics(r, window_days=bad)
+
+
+# --------------------------------------------------------------------------------------------------
+# candles with trades
+# --------------------------------------------------------------------------------------------------
+
+
+def _bars(n: int, seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    open_ = np.r_[close[0], close[:-1]]
+    return pd.DataFrame(
+        {"open": open_, "high": np.maximum(open_, close) * 1.002, "low": np.minimum(open_, close) * 0.998,
+         "close": close, "volume": 1.0},
+        index=pd.date_range("2024-02-01", periods=n, freq="h"),
+    )
+
+
+def _trades(bars: pd.DataFrame, rows: list[tuple[int, int, str, str]]) -> pd.DataFrame:
+    idx, close = bars.index, bars["close"].to_numpy()
+    return pd.DataFrame({
+        "entry_time": [idx[i] for i, _, _, _ in rows],
+        "exit_time": [idx[j] for _, j, _, _ in rows],
+        "direction": [d for _, _, d, _ in rows],
+        "entry_price": [close[i] for i, _, _, _ in rows],
+        "exit_price": [close[j] for _, j, _, _ in rows],
+        "status": [s for _, _, _, s in rows],
+    })
+
+
+def _offsets(fig, gid: str) -> np.ndarray:
+    found = [c for c in fig.axes[0].collections if c.get_gid() == gid]
+    return found[0].get_offsets() if found else np.empty((0, 2))
+
+
+def test_candles_figure_window_one_marker_per_entry_and_closed_exits():
+    import matplotlib.dates as mdates
+    from matplotlib.collections import PolyCollection
+
+    bars = _bars(500)
+    trades = _trades(bars, [
+        (50, 60, "long", "closed"),      # before the last-400 window: not drawn
+        (120, 130, "long", "closed"),
+        (200, 240, "short", "closed"),
+        (300, 320, "long", "closed"),
+        (400, 410, "short", "closed"),
+        (450, 499, "short", "open"),     # open: entry marker, no exit marker
+    ])
+    fig = reports._candles_figure(bars, trades, "t", max_candles=400)
+    bodies = [c for c in fig.axes[0].collections if isinstance(c, PolyCollection) and not c.get_gid()]
+    assert len(bodies) == 1 and len(bodies[0].get_paths()) == 400  # last 400 candles
+
+    longs, shorts, exits = _offsets(fig, "long_entries"), _offsets(fig, "short_entries"), _offsets(fig, "exits")
+    assert len(longs) == 2 and len(shorts) == 3 and len(exits) == 4
+    close = bars["close"].to_numpy()
+    x = mdates.date2num(bars.index[[120, 300]].to_numpy())
+    assert np.allclose(longs[:, 0], x) and np.allclose(longs[:, 1], close[[120, 300]])
+    assert np.allclose(sorted(exits[:, 1]), sorted(close[[130, 240, 320, 410]]))
+    # a candle body spans open..close of that bar (last candle)
+    o, c = bars["open"].iloc[-1], bars["close"].iloc[-1]
+    ys = bodies[0].get_paths()[-1].vertices[:, 1]
+    assert ys.min() == pytest.approx(min(o, c)) and ys.max() == pytest.approx(max(o, c))
+
+    # trade times as strings (how the lake stores them) and a tz-aware bar index give the same markers
+    t2 = trades.astype({"entry_time": str, "exit_time": str})
+    b2 = bars.tz_localize("UTC").rename(columns=str.capitalize)
+    fig2 = reports._candles_figure(b2, t2, "t", max_candles=400)
+    assert np.allclose(_offsets(fig2, "long_entries"), longs) and len(_offsets(fig2, "exits")) == 4
+
+
+def test_candles_png_size_speed_and_no_global_state():
+    import time
+
+    from PIL import Image
+
+    bars = _bars(600)
+    trades = _trades(bars, [(250, 260, "long", "closed"), (400, 450, "short", "closed")])
+    rc_before = {k: str(v) for k, v in matplotlib.rcParams.items()}
+    png = reports.candles_with_trades_png(bars, trades, "BTC/USDT 1h")
+    assert png.startswith(PNG_SIGNATURE)
+    assert Image.open(io.BytesIO(png)).size == (800, 400)
+    import matplotlib.image as mpimg
+
+    assert mpimg.imread(io.BytesIO(png)).shape[:2] == (400, 800)
+    assert {k: str(v) for k, v in matplotlib.rcParams.items()} == rc_before
+    import matplotlib.pyplot as plt
+
+    assert plt.get_fignums() == []  # nothing left open
+    best = min(_timed(lambda: reports.candles_with_trades_png(bars, trades, "x"), time) for _ in range(2))
+    assert best < 1.0  # ~0.25 s alone; loose bound for a shared machine
+    assert reports.candles_with_trades_png(bars, None, "no trades").startswith(PNG_SIGNATURE)
+
+
+def _timed(fn, time_mod) -> float:
+    t = time_mod.perf_counter()
+    fn()
+    return time_mod.perf_counter() - t
+
+
+def test_candles_refuse_bad_input():
+    bars = _bars(50)
+    with pytest.raises(MaestroError, match="lack the OHLC column.*high, low"):
+        reports.candles_with_trades_png(bars[["open", "close"]], None, "t")
+    with pytest.raises(MaestroError, match="DatetimeIndex"):
+        reports.candles_with_trades_png(bars.reset_index(drop=True), None, "t")
+    with pytest.raises(MaestroError, match="direction"):
+        reports.candles_with_trades_png(bars, _trades(bars, [(5, 9, "up", "closed")]), "t")
+    with pytest.raises(MaestroError, match="max_candles"):
+        reports.candles_with_trades_png(bars, None, "t", max_candles=0)
+
+
+# --------------------------------------------------------------------------------------------------
+# parameter stability charts
+# --------------------------------------------------------------------------------------------------
+
+
+def test_param_heatmap_cell_colour_is_position_in_search_range():
+    from PIL import Image
+
+    splits = [
+        {"split": 2, "fast": 12, "k": 1.5, "ma": "ema", "fixed": 7},
+        {"split": 0, "fast": 2, "k": 3.5, "ma": "sma", "fixed": 7},
+        {"split": 1, "fast": 60, "k": 2.0, "ma": "wma", "fixed": 7},  # wma: not a choice -> grey cell
+    ]
+    space = {"fast": (2, 60), "k": (1.0, 3.5), "ma": ["sma", "ema", "hma"]}
+    fig, pos = reports._heatmap_figure(splits, space, "t")
+    im = fig.axes[0].images[0]
+    shown = np.ma.filled(im.get_array().astype(float), np.nan)
+    # rows = params in space order, columns = splits sorted: 0, 1, 2
+    expected = np.array([
+        [(2 - 2) / 58, (60 - 2) / 58, (12 - 2) / 58],
+        [(3.5 - 1.0) / 2.5, (2.0 - 1.0) / 2.5, (1.5 - 1.0) / 2.5],
+        [0 / 2, np.nan, 1 / 2],
+    ])
+    np.testing.assert_allclose(shown, expected, atol=1e-12)
+    np.testing.assert_allclose(pos, expected, atol=1e-12)
+    assert im.norm.vmin == 0.0 and im.norm.vmax == 1.0
+    assert np.allclose(im.cmap(im.norm(shown[0, 2])), matplotlib.colormaps["viridis"]((12 - 2) / 58))
+    texts = {t.get_text() for t in fig.axes[0].texts}
+    assert {"12", "1.5", "ema", "wma", "60"} <= texts and "7" not in texts  # fixed params not shown
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["0", "1", "2"]
+
+    png = reports.param_heatmap_png(pd.DataFrame(splits), space, "BTC ema_cross")
+    assert png.startswith(PNG_SIGNATURE) and Image.open(io.BytesIO(png)).size == (800, 400)
+
+    with pytest.raises(MaestroError, match="slow"):
+        reports.param_heatmap_png(splits, {**space, "slow": (10, 240)})
+    with pytest.raises(MaestroError, match="empty"):
+        reports.param_heatmap_png([], space)
+
+
+def test_param_heatmap_accepts_strategy_param_specs():
+    from maestro_pipeline.strategies.base import Categorical, FloatParam, IntParam
+
+    space = {"w": IntParam(5, 105), "s": FloatParam(0.01, 1.0, log=True), "c": Categorical(("a", "b"))}
+    _, pos = reports._heatmap_figure([{"w": 30, "s": 0.1, "c": "b"}], space)
+    np.testing.assert_allclose(pos[:, 0], [0.25, 0.5, 1.0], atol=1e-12)  # log range: 0.1 is the middle
+
+
+def test_param_surface_marks_best_and_renders():
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    trials = pd.DataFrame({"fast": rng.integers(2, 60, 120), "slow": rng.integers(10, 240, 120)})
+    trials["value"] = -((trials["fast"] - 20) ** 2) / 100 - ((trials["slow"] - 90) ** 2) / 1000
+    trials.loc[3, "value"] = np.nan  # a failed trial
+    best = trials.loc[trials["value"].idxmax()].to_dict()
+    fig = reports._surface_figure(trials, "fast", "slow", best)
+    ax = fig.axes[0]
+    star = _offsets(fig, "best")
+    assert star.tolist() == [[best["fast"], best["slow"]]]
+    dots = [c for c in ax.collections if c.get_gid() is None and hasattr(c, "get_offsets") and len(c.get_offsets()) > 1
+            and c.get_array() is not None and c.get_array().ndim == 1]
+    assert len(dots[-1].get_offsets()) == 119  # the NaN trial is left out
+    png = reports.param_surface_png(trials, "fast", "slow", best, title="surface")
+    assert png.startswith(PNG_SIGNATURE) and Image.open(io.BytesIO(png)).size == (800, 500)
+    with pytest.raises(MaestroError, match="'mid'"):
+        reports.param_surface_png(trials, "fast", "mid", best)
+    with pytest.raises(MaestroError, match="best"):
+        reports.param_surface_png(trials, "fast", "slow", {"fast": 3})

@@ -1,0 +1,195 @@
+"""The out-of-sample report card: is this strategy robust? Figures, tables and charts for one instrument x strategy.
+
+Built from the walk-forward's own records, never from a re-run search: the stitched OOS returns
+(:func:`research.run_oos`), the per-split picks, the trial ledger (every trial of every split) and the trials'
+daily train returns. What it adds to the OOS run:
+
+* the full quantstats table (365-day year) and rolling 30-day Sharpe/volatility;
+* the Deflated Sharpe Ratio of the OOS daily returns, deflated by the real number of trials in the ledger and
+  the spread of their (daily, per-period) train Sharpes — conservative, since the OOS Sharpe is not itself the
+  maximum over those trials;
+* the Probability of Backtest Overfitting by CSCV over each split's trial returns (mean over splits);
+* stationary-bootstrap CIs of the OOS Sharpe and max drawdown, and a trade-reshuffle CI of the drawdown;
+* parameter stability across splits and around each split's pick (a plateau, not a spike);
+* the verdict (``research.verdict``) with its thresholds, and the charts the Dagster UI shows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from . import overfitting as of
+from .optimize import NO_TRADES_SCORE
+from .reports import (
+    candles_with_trades_png, daily_returns, equity_drawdown_png, param_heatmap_png, param_surface_png, quantstats_table,
+    rolling_metrics,
+)
+from .research import MAX_PBO, MIN_DSR, MIN_OOS_TRADES, MIN_WFE, OOSResult, verdict
+from .strategies.base import FloatParam, IntParam, Strategy
+
+THRESHOLDS = (f"trades >= {MIN_OOS_TRADES}, OOS Sharpe > 0, PBO < {MAX_PBO}, WFE >= {MIN_WFE}; "
+              f"robust also needs DSR >= {MIN_DSR}")
+BOOTSTRAP = {"n_boot": 2000, "seed": 0, "level": 0.95, "method": "stationary bootstrap, mean block sqrt(T) days"}
+
+
+@dataclass
+class ReportCard:
+    summary: dict[str, Any]                 # flat scalars: the oos_reports row
+    rolling: pl.DataFrame                   # day, rolling_sharpe, rolling_volatility
+    stability: pl.DataFrame                 # one row per parameter
+    charts: dict[str, bytes] = field(default_factory=dict)  # name -> PNG
+
+
+def _f(x: Any) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return math.nan
+    return v if math.isfinite(v) else math.nan
+
+
+def _trial_daily_sharpes(daily: pl.DataFrame) -> np.ndarray:
+    """Per-period Sharpe (mean / std, ddof=1; 0 when flat) of every trial's daily train returns."""
+    g = daily.group_by("split", "trial").agg(pl.col("return").mean().alias("m"), pl.col("return").std(ddof=1).alias("s"))
+    m, s = g["m"].to_numpy(), g["s"].fill_null(0.0).to_numpy()
+    return np.where(s > 0, m / np.where(s > 0, s, 1.0), 0.0)
+
+
+def overfitting_figures(oos_daily: pd.Series, ledger: pl.DataFrame, daily: pl.DataFrame | None) -> dict[str, Any]:
+    """DSR and PBO with the inputs they used; None (with a note) where the records cannot support them."""
+    out: dict[str, Any] = {"dsr": None, "psr": None, "sr0": None, "dsr_n_trials": 0, "pbo": None, "pbo_splits": 0,
+                           "overfitting_note": ""}
+    notes = []
+    n_complete = int((ledger["state"] == "COMPLETE").sum()) if ledger.height else 0
+    out["dsr_n_trials"] = n_complete
+    if daily is None or daily.height == 0 or n_complete == 0:
+        notes.append("no per-trial returns in the ledger: DSR and PBO not computed")
+    else:
+        try:
+            d = of.dsr_report(oos_daily.to_numpy(), _trial_daily_sharpes(daily), n_complete)
+            out.update(dsr=d["dsr"], psr=d["psr"], sr0=d["sr0"], dsr_observed_daily_sr=d["observed_sr"],
+                       dsr_sr_variance=d["sr_variance"], oos_skew=d["skew"], oos_kurtosis=d["kurtosis"])
+        except Exception as exc:  # constant OOS returns, one trial...: say why, keep the report
+            notes.append(f"DSR not computed: {exc}")
+        pbo = of.pbo_walk_forward(daily.select("split", "trial", "day", "return").to_pandas())
+        out["pbo"] = pbo["mean_pbo"]
+        out["pbo_splits"] = sum(1 for p in pbo["per_split"] if p.get("pbo") is not None)
+        out["pbo_per_split"] = json.dumps([{k: p.get(k) for k in ("split", "pbo", "n_days", "n_trials")} for p in pbo["per_split"]])
+        notes += list(pbo["notes"])
+    out["overfitting_note"] = "; ".join(notes)
+    return out
+
+
+def confidence_intervals(oos_daily: pd.Series, trades: pl.DataFrame) -> dict[str, float]:
+    r = oos_daily.to_numpy()
+    out: dict[str, float] = {}
+    for stat in ("sharpe", "max_drawdown"):
+        try:
+            lo, hi, point = of.bootstrap_ci(r, stat, 365, n_boot=BOOTSTRAP["n_boot"], seed=BOOTSTRAP["seed"], level=BOOTSTRAP["level"])
+        except Exception:
+            lo = hi = point = math.nan
+        out[f"{stat}_ci_low"], out[f"{stat}_ci_high"], out[f"{stat}_daily_point"] = lo, hi, point
+    tr = trades["return"].to_numpy() if trades.height and "return" in trades.columns else np.array([])
+    if tr.size >= 2:
+        lo, hi, point = of.trade_reshuffle_ci(tr, n=BOOTSTRAP["n_boot"], seed=BOOTSTRAP["seed"])
+        out.update(trade_reshuffle_dd_low=lo, trade_reshuffle_dd_high=hi, trade_sequence_dd=point)
+    return out
+
+
+def _space(strategy: Strategy) -> dict:
+    return dict(strategy.space)
+
+
+def stability_figures(params: pl.DataFrame, ledger: pl.DataFrame, strategy: Strategy) -> tuple[dict[str, Any], pl.DataFrame]:
+    """Across splits (spread of each parameter over its range) and around each pick (plateau score, median)."""
+    per_split = [json.loads(p) for p in params.sort("split")["params"]]
+    space = _space(strategy)
+    st = of.parameter_stability(per_split, space)
+    rows = []
+    for name, d in st["params"].items():
+        rows.append({"parameter": name, **{k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in d.items()}})
+    table = pl.DataFrame(rows) if rows else pl.DataFrame({"parameter": []})
+    spreads = [d.get("range_ratio") for d in st["params"].values() if d.get("range_ratio") is not None]
+    scores = []
+    if ledger.height:
+        for r in params.iter_rows(named=True):
+            led = ledger.filter((pl.col("split") == r["split"]) & (pl.col("state") == "COMPLETE")
+                                & (pl.col("value") > NO_TRADES_SCORE))
+            if led.height < 3:
+                continue
+            try:
+                p = of.plateau_score([json.loads(x) for x in led["params"]], led["value"].to_numpy(),
+                                     json.loads(r["params"]), space)
+            except Exception:
+                continue
+            if p.get("score") is not None:
+                scores.append(float(p["score"]))
+    return {
+        "param_spread_max": max(spreads) if spreads else math.nan,
+        "plateau_median": float(np.median(scores)) if scores else math.nan,
+        "plateau_splits": len(scores),
+    }, table
+
+
+def _surface_axes(strategy: Strategy) -> tuple[str, str] | None:
+    numeric = [k for k, v in strategy.space.items() if isinstance(v, (IntParam, FloatParam))]
+    return (numeric[0], numeric[1]) if len(numeric) >= 2 else None
+
+
+def charts(res: OOSResult, params: pl.DataFrame, ledger: pl.DataFrame, bars: pd.DataFrame, strategy: Strategy,
+           title: str) -> dict[str, bytes]:
+    """Equity/drawdown vs buy-and-hold, candles with the latest test window's trades, the parameter heatmap, and
+    the latest split's trial surface."""
+    out = {"equity_chart": equity_drawdown_png(res.returns, res.benchmark, title=f"{title}: OOS vs buy-and-hold")}
+    last = params.sort("split").row(-1, named=True)
+    t0, t1 = pd.Timestamp(last["test_start"], unit="ms"), pd.Timestamp(last["test_end"], unit="ms")
+    window = bars.loc[(bars.index >= t0) & (bars.index < t1)]
+    trades = res.trades.filter(pl.col("split") == last["split"]).to_pandas() if res.trades.height else None
+    out["latest_test_candles"] = candles_with_trades_png(window, trades, title=f"{title}: latest test window, OOS trades")
+    per_split = pd.DataFrame([{"split": r["split"], **json.loads(r["params"])} for r in params.sort("split").iter_rows(named=True)])
+    searched = {k: v for k, v in strategy.space.items() if k in per_split.columns}
+    if searched:
+        out["param_heatmap"] = param_heatmap_png(per_split[["split", *searched]], searched,
+                                                 title=f"{title}: chosen parameters per split (colour = place in range)")
+    axes = _surface_axes(strategy)
+    if axes and ledger.height:
+        led = ledger.filter((pl.col("split") == last["split"]) & (pl.col("state") == "COMPLETE"))
+        if led.height >= 3:
+            trials = pd.DataFrame([{**json.loads(p), "value": v} for p, v in zip(led["params"], led["value"])])
+            trials.loc[trials["value"] <= NO_TRADES_SCORE, "value"] = np.nan  # never-trading trials are not a score
+            out["param_surface"] = param_surface_png(trials, axes[0], axes[1], json.loads(last["params"]),
+                                                     title=f"{title}: split {last['split']} trials ({axes[0]} x {axes[1]})")
+    return out
+
+
+def build_report_card(res: OOSResult, params: pl.DataFrame, ledger: pl.DataFrame, daily: pl.DataFrame | None,
+                      bars: pd.DataFrame, strategy: Strategy, title: str, *, with_charts: bool = True) -> ReportCard:
+    qs = quantstats_table(res.returns, res.benchmark)
+    oos_daily = daily_returns(res.returns)
+    figures = overfitting_figures(oos_daily, ledger, daily)
+    cis = confidence_intervals(oos_daily, res.trades)
+    stab, stab_table = stability_figures(params, ledger, strategy)
+    word, reason = verdict(res.summary["oos_trades"], _f(qs["sharpe"]), res.summary["wfe"],
+                           pbo=figures["pbo"], dsr=figures["dsr"])
+    roll = rolling_metrics(res.returns, 30).reset_index()
+    roll = pl.from_pandas(roll.rename(columns={roll.columns[0]: "day"}))
+    summary = {
+        "verdict": word, "verdict_reason": reason, "thresholds": THRESHOLDS,
+        **{f"oos_{k}": _f(v) for k, v in qs.items() if not k.startswith("benchmark_")},
+        **{k: _f(v) for k, v in qs.items() if k.startswith("benchmark_")},
+        **{k: (_f(v) if isinstance(v, (int, float, np.floating)) or v is None else v) for k, v in figures.items()},
+        **{k: _f(v) for k, v in cis.items()},
+        "bootstrap": json.dumps(BOOTSTRAP),
+        **stab,
+    }
+    summary["dsr_n_trials"] = int(figures["dsr_n_trials"])
+    summary["pbo_splits"] = int(figures["pbo_splits"])
+    summary["plateau_splits"] = int(stab["plateau_splits"])
+    return ReportCard(summary, roll, stab_table, charts(res, params, ledger, bars, strategy, title) if with_charts else {})
