@@ -1,0 +1,196 @@
+"""The Dagster UI in a real browser: the ``oos_reports`` partition page shows the verdict and the equity chart.
+
+The graph is materialized by the CLI's ``run_graph`` into a temp lake and a temp ``DAGSTER_HOME``; then the real
+``dagster dev`` serves it and chromium (Playwright) opens
+``/assets/oos_reports?view=partitions&partition=<instrument>|<strategy>``, where the latest materialization's
+metadata is a table: the ``verdict`` row holds text, the ``equity_chart`` row a ``[Show Markdown]`` link whose
+dialog renders the inlined PNG. The verdict is checked against the report row in the lake, not the UI's own data.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import quote
+
+import polars as pl
+import pytest
+import yaml
+
+from .conftest import CHROMIUM, CHROMIUM_ARGS, ROOT, screenshot_dir
+
+BIN = Path(sys.executable).parent
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(300)]
+
+INSTRUMENT = {"exchange": "synthetic", "symbol": "BTC/USDT", "timeframe": "4h"}
+STRATEGY = "ema_cross"
+RUN_GRAPH = ("import sys; from pathlib import Path; from maestro_pipeline.cli import ensure_dagster_home, run_graph; "
+             "ensure_dagster_home(); run_graph(Path(sys.argv[1]))")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _config(tmp: Path) -> Path:
+    """One 4h instrument whose data ends now (dagster dev uses the wall clock): 2 splits of 30d train + 15d test."""
+    start = (datetime.now(timezone.utc) - timedelta(days=70)).date()
+    cfg = {
+        "lake_root": str(tmp / "lake"),
+        "instruments": [{**INSTRUMENT, "start": start.isoformat()}],
+        "strategies": [STRATEGY],
+        "walk_forward": {"scheme": "rolling", "train": "30d", "test": "15d", "n_splits": 2},
+        "search": {"n_trials": 10, "seed": 1, "objective": "sharpe"},
+        "costs": {"default": {"fee": 0.001, "slippage": 0.0005}},
+        "synthetic": {"seed": 7},
+    }
+    p = tmp / "maestro.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+def _tail(path: Path, n: int = 3000) -> str:
+    return path.read_text(errors="replace")[-n:] if path.exists() else ""
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """Materialize the graph, start ``dagster dev`` on a free port; yield (base URL, partition key, lake root, dev log)."""
+    assert CHROMIUM.is_file(), (f"chromium not found at {CHROMIUM}: install it with "
+                                "`apt-get install -y chromium` (or set MAESTRO_CHROMIUM)")
+    from assets.partitions import research_key
+    from maestro_pipeline.config import load_config
+
+    tmp = tmp_path_factory.mktemp("browser")
+    config = _config(tmp)
+    home = tmp / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "MAESTRO_CONFIG": str(config), "DAGSTER_HOME": str(home), "PYTHONWARNINGS": "ignore",
+           "MPLBACKEND": "Agg", "DAGSTER_DISABLE_TELEMETRY": "1"}
+
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", RUN_GRAPH, str(config)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=200)
+    assert out.returncode == 0, f"run_graph failed:\n{out.stdout[-1500:]}\n{out.stderr[-3000:]}"
+    print(f"\ngraph materialized in {time.perf_counter() - t0:.1f} s")
+
+    key = str(research_key(load_config(config).instrument_objs[0].key, STRATEGY))
+    port = _free_port()
+    log_path = tmp / "dagster_dev.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        # A shell's background job inherits SIGINT ignored, and dagster dev maps SIGTERM to SIGINT's handler:
+        # restore the default so the teardown's SIGINT stops it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/server_info", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, f"dagster dev exited:\n{_tail(log_path)}"
+            assert time.time() < deadline, f"dagster dev did not answer /server_info in 120 s:\n{_tail(log_path)}"
+            time.sleep(1)
+        yield base, key, tmp / "lake", log_path
+    finally:
+        t0 = time.perf_counter()
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        try:  # dagster dev is gone; make sure its webserver, daemon and code servers are too
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        log.close()
+        print(f"\ndagster dev stopped in {time.perf_counter() - t0:.1f} s")
+
+
+@pytest.fixture(scope="module")
+def page(served):
+    """The ``oos_reports`` partition page, loaded (metadata table visible), with a full-page screenshot saved."""
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    base, key, _, log_path = served
+    url = f"{base}/assets/oos_reports?view=partitions&partition={quote(key)}"
+    shot = screenshot_dir() / "oos_reports.png"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            ctx = browser.new_context(viewport={"width": 1400, "height": 1800})
+            # Dismiss the "Join the Dagster community" modal up front (the UI remembers it in localStorage).
+            ctx.add_init_script("window.localStorage.setItem('communityNux', JSON.stringify('1'))")
+            pg = ctx.new_page()
+            pg.goto(url)
+            try:  # the code location may still be loading when the page first renders
+                pg.get_by_text("verdict", exact=True).first.wait_for(timeout=90_000)
+            except PlaywrightError as e:
+                pg.screenshot(path=str(shot), full_page=True)
+                raise AssertionError(f"{url} shows no 'verdict' metadata after 90 s ({e.message.splitlines()[0]}); "
+                                     f"screenshot {shot}\n{_tail(log_path, 1500)}") from None
+            pg.wait_for_load_state("networkidle")
+            # The metadata scrolls inside a panel, not the page: grow the viewport so the screenshot holds all of it.
+            tallest = pg.evaluate("Math.max(...Array.from(document.querySelectorAll('*'), e => e.scrollHeight))")
+            pg.set_viewport_size({"width": 1400, "height": max(1800, min(int(tallest) + 100, 8000))})
+            pg.screenshot(path=str(shot), full_page=True)
+            print(f"\n{url}\nscreenshot: {shot}")
+            yield pg
+        finally:
+            browser.close()
+
+
+def _metadata_row(pg, label: str):
+    return pg.locator("tr").filter(has=pg.get_by_text(label, exact=True)).first
+
+
+def test_oos_reports_page_shows_the_lakes_verdict(page, served):
+    from maestro_pipeline.research import VERDICT_RANK
+
+    _, _, lake, _ = served
+    cells = _metadata_row(page, "verdict").locator("td").all_inner_texts()
+    assert len(cells) >= 2, f"verdict row has no value cell: {cells}"
+    shown = cells[1].strip()
+    files = sorted(lake.glob("oos_reports/**/data.parquet"))
+    assert len(files) == 1, files
+    report = pl.read_parquet(files[0])
+    word, reason = report["verdict"][0], report["verdict_reason"][0]
+    assert shown == f"{word}: {reason}", f"UI verdict {shown!r} != lake report {word!r}: {reason!r}"
+    assert shown.split(":")[0] in VERDICT_RANK, f"{shown!r} does not start with a verdict word {sorted(VERDICT_RANK)}"
+
+
+def test_oos_reports_equity_chart_renders_as_png(page):
+    _metadata_row(page, "equity_chart").get_by_text("[Show Markdown]").click()
+    img = page.locator('img[src^="data:image/png;base64,"]').first
+    img.wait_for(state="visible", timeout=30_000)
+    info = img.evaluate("""async e => {
+        try { await e.decode(); } catch (err) { return {w: 0, h: 0, alt: e.alt, error: String(err)}; }
+        return {w: e.naturalWidth, h: e.naturalHeight, alt: e.alt};
+    }""")
+    page.wait_for_timeout(800)  # let the dialog's fade-in finish before the screenshot
+    box = img.bounding_box()
+    shot = screenshot_dir() / "oos_reports_equity_chart.png"
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"\nequity chart screenshot: {shot}  image {info}")
+    assert info["w"] > 100 and info["h"] > 50, f"the equity chart PNG did not decode: {info}"
+    assert "equity" in info["alt"].lower(), info
+    assert box is not None and box["width"] > 100, f"the equity chart is not laid out on the page: {box}"
