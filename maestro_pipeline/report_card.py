@@ -171,6 +171,13 @@ def charts(res: OOSResult, params: pl.DataFrame, ledger: pl.DataFrame, bars: pd.
 
 def build_report_card(res: OOSResult, params: pl.DataFrame, ledger: pl.DataFrame, daily: pl.DataFrame | None,
                       bars: pd.DataFrame, strategy: Strategy, title: str, *, with_charts: bool = True) -> ReportCard:
+    # the live split's test window is still open: stability, charts and figures use the complete splits only
+    done = res.per_split["split"].to_list()
+    params = params.filter(pl.col("split").is_in(done))
+    if ledger.height:
+        ledger = ledger.filter(pl.col("split").is_in(done))
+    if daily is not None and daily.height:
+        daily = daily.filter(pl.col("split").is_in(done))
     qs = quantstats_table(res.returns, res.benchmark)
     oos_daily = daily_returns(res.returns)
     figures = overfitting_figures(oos_daily, ledger, daily)

@@ -137,3 +137,21 @@ def test_stitched_oos_never_reads_train_bars_beyond_the_warm_up():
     f2[j0 + 5:j0 + 200] = rng.uniform(0.5, 2.0, 195)
     moved = run_oos(bars.with_columns(*(pl.col(c) * f2 for c in ("open", "high", "low", "close"))), params, "ema_cross", COSTS, "1h")
     assert not np.allclose(moved.returns.to_numpy(), base.returns.to_numpy())
+
+
+def test_a_live_split_with_no_test_bars_yet_stays_out_of_the_report(walk):
+    """The live split's test window may not hold a single bar yet (data ends on the grid boundary): the report is
+    built from the complete splits, and nothing of the live split's search enters its statistics."""
+    bars, out, res, card = walk
+    last = out.params.sort("split").row(-1, named=True)
+    span = last["test_end"] - last["test_start"]
+    live = {**last, "split": last["split"] + 1, "train_start": last["train_start"] + span,
+            "train_end": last["test_end"], "test_start": last["test_end"], "test_end": last["test_end"] + span}
+    params = pl.concat([out.params, pl.DataFrame([live], schema=out.params.schema)])
+    ledger = pl.concat([out.ledger, out.ledger.filter(pl.col("split") == last["split"]).with_columns(pl.lit(live["split"]).alias("split"))])
+    res2 = run_oos(bars, params, "ema_cross", COSTS, "1h")
+    assert res2.per_split["split"].to_list() == out.params["split"].to_list()
+    card2 = build_report_card(res2, params, ledger, out.daily, to_pandas_bars(bars), get_strategy("ema_cross"), "t")
+    assert card2.summary["dsr_n_trials"] == card.summary["dsr_n_trials"]
+    assert card2.summary["dsr"] == card.summary["dsr"] and card2.summary["verdict"] == card.summary["verdict"]
+    assert card2.charts["latest_test_candles"][:4] == b"\x89PNG"
