@@ -208,3 +208,27 @@ def test_research_waits_while_a_month_is_blocked(tmp_path, instance):
     g.run(["validated_bars"], bars_key("2026-05", INST))
     g.run(["walk_forward_splits"], INST)
     assert g.lake.exists("walk_forward_splits", g.cfg.instrument_objs[0].hive)
+
+
+def test_one_more_month_reoptimizes_only_the_new_split(tmp_path, instance):
+    """Counted by the graph itself: 30 more days of validated data make one new window; split_optimal_params
+    searches only the new live split — the previous live split, now complete, keeps its train window and data,
+    so it is reused — and every older split is reused too."""
+    day = 86_400_000
+    g = Graph(tmp_path, instance, now_ms=NOW_MS - 30 * day, regimes={"enabled": False},
+              walk_forward={"scheme": "rolling", "train": "30d", "test": "30d", "n_splits": 3})
+    g.bars(MONTHS[:5])
+    g.run(["walk_forward_splits"], INST)
+    g.run(["split_optimal_params"], research_key(INST, "ema_cross"))
+    first = g.lake.read_file("split_optimal_params", {**g.cfg.instrument_objs[0].hive, "strategy": "ema_cross"})
+    g.set_clock(NOW_MS)
+    g.bars(["2026-08", "2026-09"])
+    g.run(["walk_forward_splits"], INST)
+    g.run(["split_optimal_params"], research_key(INST, "ema_cross"))
+    md = g.instance.get_latest_materialization_event(dg.AssetKey("split_optimal_params")).asset_materialization.metadata
+    assert (md["splits_computed"].value, md["splits_reused"].value) == (1, 3)
+    second = g.lake.read_file("split_optimal_params", {**g.cfg.instrument_objs[0].hive, "strategy": "ema_cross"})
+    old_live = first.filter(pl.col("live")).row(0, named=True)
+    now_done = second.filter(pl.col("train_end") == old_live["train_end"]).row(0, named=True)
+    assert not now_done["live"] and now_done["params"] == old_live["params"]
+    assert now_done["fingerprint"] == old_live["fingerprint"]
