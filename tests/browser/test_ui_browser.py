@@ -194,3 +194,25 @@ def test_oos_reports_equity_chart_renders_as_png(page):
     assert info["w"] > 100 and info["h"] > 50, f"the equity chart PNG did not decode: {info}"
     assert "equity" in info["alt"].lower(), info
     assert box is not None and box["width"] > 100, f"the equity chart is not laid out on the page: {box}"
+
+
+def test_oos_reports_report_page_shows_verdict_and_every_chart(page):
+    page.keyboard.press("Escape")  # close the previous test's dialog, if open
+    page.wait_for_timeout(500)
+    _metadata_row(page, "report").get_by_text("[Show Markdown]").click()
+    heading = page.get_by_text("Verdict:", exact=False).first
+    heading.wait_for(state="visible", timeout=30_000)
+    imgs = page.locator('img[src^="data:image/png;base64,"]')
+    imgs.first.wait_for(state="visible", timeout=30_000)
+    decoded = imgs.evaluate_all("""async es => Promise.all(es.map(async e => {
+        try { await e.decode(); } catch (err) { return {w: 0, alt: e.alt}; }
+        return {w: e.naturalWidth, alt: e.alt};
+    }))""")
+    page.wait_for_timeout(800)
+    shot = screenshot_dir() / "oos_reports_report.png"
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"\nreport screenshot: {shot}  images {decoded}")
+    alts = " | ".join(d["alt"].lower() for d in decoded)
+    assert all(d["w"] > 100 for d in decoded), decoded
+    for chart in ("equity", "candles", "parameters per split"):
+        assert chart in alts, f"no {chart!r} chart among {alts!r}"
