@@ -104,3 +104,57 @@ def test_research_follows_new_splits_through_automation(tmp_path, instance):
     result = dg.evaluate_automation_conditions(defs=g.defs, instance=instance, asset_selection=sel, cursor=first.cursor)
     requested = {str(k) for k in result.get_requested_partitions(dg.AssetKey("split_optimal_params"))}
     assert requested == {str(research_key(INST, "ema_cross")), str(research_key(INST, "rsi"))}
+
+
+def test_sensor_reoptimizes_the_live_split_once_when_the_regime_shifts(tmp_path, instance):
+    """Crafted validated bars (calm, a volatile stretch in the past, calm again): the sensor stays quiet while the
+    market is calm; when the newest days turn volatile — before any new test window exists — it requests a
+    re-split tagged regime-shift, once."""
+    import numpy as np
+
+    from maestro_pipeline.research import make_splits
+    from maestro_pipeline.schema import conform
+
+    g = Graph(tmp_path, instance)
+    inst = g.cfg.instrument_objs[0]
+    start = inst.start_ms
+
+    def crafted(days: int, switch_day: int | None) -> pl.DataFrame:
+        n = days * 24
+        vol = np.full(n, 0.003)
+        vol[20 * 24:50 * 24] = 0.012  # the past holds both regimes
+        if switch_day is not None:
+            vol[switch_day * 24:] = 0.012
+        close = 100 * np.exp(np.cumsum(np.random.default_rng(8).normal(0, vol)))
+        open_ = np.r_[100.0, close[:-1]]
+        return conform(pl.DataFrame({
+            "timestamp": start + np.arange(n, dtype=np.int64) * 3_600_000, "open": open_,
+            "high": np.maximum(open_, close) * 1.001, "low": np.minimum(open_, close) * 0.999, "close": close,
+            "volume": np.full(n, 5.0)}), "synthetic")
+
+    def store(bars: pl.DataFrame) -> None:
+        for month, part in bars.group_by(pl.col("datetime").dt.strftime("%Y-%m"), maintain_order=True):
+            g.lake.write_table(part, "validated_bars", Lake.month_partition(inst, month[0]))
+
+    probe = crafted(130, None)
+    grid_end = make_splits(probe, "1h", g.cfg.walk_forward)[0][-1].test_end  # the live split's train end
+    day0 = (grid_end - start) // DAY
+    store(crafted(day0 + 3, None))
+    g.set_clock(start + (day0 + 3) * DAY)
+    g.run(["walk_forward_splits"], INST)
+    stored = g.lake.read_file("walk_forward_splits", inst.hive)
+    assert stored.filter(pl.col("live"))["train_end"].item() == grid_end
+    res = _sensor(g)
+    assert isinstance(res, dg.SkipReason) and "waiting for data to cover the next test window" in res.skip_message
+
+    store(crafted(day0 + 12, day0 + 6))  # volatility jumps 6 days into the live test window; 8 days before a new one
+    g.set_clock(start + (day0 + 12) * DAY)
+    reqs = _requests(_sensor(g))
+    assert [r.partition_key for r in reqs] == [INST]
+    assert reqs[0].tags["maestro/trigger"] == "regime-shift" and "regime 0 -> 1" in reqs[0].tags["maestro/why"]
+    g.run(["walk_forward_splits"], INST)
+    moved = g.lake.read_file("walk_forward_splits", inst.hive).filter(pl.col("live")).row(0, named=True)
+    assert grid_end + 6 * DAY < moved["train_end"] <= start + (day0 + 12) * DAY
+    assert moved["live_reason"].startswith("re-optimized early")
+    res = _sensor(g)  # once: the re-anchored live split is stored, nothing more to do
+    assert isinstance(res, dg.SkipReason), _requests(res)
