@@ -99,3 +99,20 @@ def test_all_strategies_means_the_whole_catalog():
 
     cfg = parse_config(small_config("lake", strategies="all"))
     assert cfg.strategies == available_strategies() and len(cfg.strategies) == 22
+
+
+def test_concurrency_config_becomes_the_dagster_instance_limits(tmp_path, monkeypatch):
+    """maestro.yaml's concurrency section is written into DAGSTER_HOME/dagster.yaml, and Dagster reads it back."""
+    import dagster as dg
+
+    from maestro_pipeline.cli import ensure_dagster_home
+
+    cfg = parse_config({
+        "instruments": [{"exchange": "synthetic", "symbol": "BTC/USDT", "timeframe": "1h", "start": "2025-01-01"}],
+        "strategies": ["ema_cross"], "concurrency": {"max_concurrent_runs": 3, "research_pool": 2}})
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    home = ensure_dagster_home(cfg)
+    c = dg.DagsterInstance.from_config(str(home)).get_concurrency_config()
+    assert (c.run_queue_config.max_concurrent_runs, c.pool_config.default_pool_limit) == (3, 2)
+    with pytest.raises(ConfigError, match="research_pool"):
+        parse_config({**cfg.model_dump(mode="json"), "concurrency": {"research_pool": 0}})
