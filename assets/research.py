@@ -46,6 +46,16 @@ def sampler_label(search) -> str:
     return f"optuna.samplers.{kind}" + (f", WilcoxonPruner over {search.folds} folds" if search.pruner == "wilcoxon" else "")
 
 
+def with_regimes(per_split: pl.DataFrame, params: pl.DataFrame, table: pl.DataFrame) -> pl.DataFrame:
+    """The per-split OOS table with each window's market regime (from walk_forward_splits, matched by window)."""
+    cols = [c for c in ("train_regime", "train_regime_share", "test_regime", "test_regime_share") if c in table.columns]
+    if not cols:
+        return per_split
+    windows = params.select("split", "train_start", "test_start").join(
+        table.select("train_start", "test_start", *cols), on=["train_start", "test_start"], how="left")
+    return per_split.join(windows.select("split", *cols), on="split", how="left")
+
+
 def live_summary(params: pl.DataFrame) -> dict:
     """The live split's pick (what the walk-forward would trade now) for the report row."""
     if "live" not in params.columns or not params["live"].fill_null(False).any():
@@ -228,6 +238,7 @@ def build_research_assets(cfg: MaestroConfig, parts: Partitions, validated_bars:
             ledger = lk.read_file("trial_ledger", part) if lk.exists("trial_ledger", part) else pl.DataFrame()
             daily = lk.read_file("trial_returns", part) if lk.exists("trial_returns", part) else None
             res = run_oos(bars, params, strategy, costs, inst.timeframe, max_gap=max_gap(inst))
+            res.per_split = with_regimes(res.per_split, params, lk.read_file("walk_forward_splits", inst.hive))
             title = f"{inst.key} {strategy}"
             card = build_report_card(res, params, ledger, daily, to_pandas_bars(bars), get_strategy(strategy), title)
             summary = {
