@@ -3,27 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import importlib
-import inspect
 from collections.abc import Iterator
-from importlib.metadata import version
 
 import dagster as dg
 
 from maestro_pipeline.errors import MaestroError
-
-
-def code_version(*modules: str) -> str:
-    """Hash of the core modules an asset's output depends on, so Dagster can tell when code changed."""
-    h = hashlib.sha256()
-    for name in modules:
-        h.update(inspect.getsource(importlib.import_module(name)).encode())
-    return h.hexdigest()[:12]
-
-
-def library_versions(*names: str) -> dict[str, str]:
-    return {n: version(n) for n in names}
+from maestro_pipeline.provenance import code_version, library_versions  # noqa: F401  (re-exported to the asset modules)
 
 
 @contextlib.contextmanager

@@ -66,6 +66,7 @@ class SearchResult:
     trials: list = field(default_factory=list)  # Optuna FrozenTrials, for persist_study
     daily: pd.DataFrame | None = None         # trial, day (ms), return: every completed trial's daily train returns
     settings: dict = field(default_factory=dict)  # sampler/pruner/selection settings and the seed
+    persisted: bool = False                   # the study was written to the Optuna storage
 
 
 def _quiet_optuna() -> None:

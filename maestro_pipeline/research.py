@@ -22,6 +22,7 @@ from .backtest import Costs, evaluate
 from .errors import MaestroError
 from .metrics import METRIC_CONVENTIONS, compute_metrics
 from .optimize import persist_study, prepare_storage, search_split
+from .provenance import code_version, library_versions
 from .schema import DERIVATIVE_COLUMNS, to_pandas_bars
 from .splits import Split
 from .strategies import get_strategy
@@ -216,36 +217,22 @@ def split_seed(seed: int, s: Split) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
-def _engine_version() -> str:
-    """Hash of the search engine's own code: a change to how trials are run or picked invalidates cached splits."""
-    import inspect
-
-    from . import fastpath, optimize
-
-    h = hashlib.sha256()
-    for mod in (fastpath, optimize):
-        h.update(inspect.getsource(mod).encode())
-    return h.hexdigest()[:12]
-
-
 def search_fingerprint(
     s: Split, window_hash: str, strategy: Strategy, search: Any, costs: Costs, timeframe: str,
     warm_start: dict | None = None,
 ) -> str:
     """What a split's search result depends on: window, data, strategy code, search settings, costs, engine."""
-    fields = search.fingerprint_fields() if hasattr(search, "fingerprint_fields") else {
-        "n_trials": search.n_trials, "seed": search.seed, "objective": search.objective, "sampler": search.sampler}
     payload = {
         "window": [s.train_start, s.train_end],
-        "exclude": [list(x) for x in getattr(s, "exclude", ())],
+        "exclude": [list(x) for x in s.exclude],
         "data": window_hash,
         "strategy": strategy.name,
         "code": strategy.code_version,
-        "search": fields,
+        "search": search.fingerprint_fields(),
         "warm_start": warm_start,
         "costs": [costs.fee, costs.slippage],
         "timeframe": timeframe,
-        "engine": _engine_version(),
+        "engine": code_version("maestro_pipeline.fastpath", "maestro_pipeline.optimize"),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
@@ -296,24 +283,20 @@ def fitted_space(strategy: Strategy, train_bars: int) -> tuple[Strategy, dict[st
 def _search_task(task: dict) -> tuple[int, Any]:
     w = _WORK
     search = w["search"]
-    strategy = w["strategy"]
-    if task.get("space_cut"):
-        strategy = fitted_space(strategy, task["i1"] - task["i0"])[0]
+    strategy = task["strategy"]  # the space fitted to this split's train window (see fitted_space)
     res = search_split(
         w["pdf"], strategy, task["i0"], task["i1"], n_trials=search.n_trials, seed=task["seed"], costs=w["costs"],
-        periods_per_year=w["ppy"], objective=search.objectives if hasattr(search, "objectives") else search.objective,
-        selection=getattr(search, "selection", "pareto"), weights=dict(getattr(search, "weights", {}) or {}),
-        sampler=search.sampler, grid_points=getattr(search, "grid_points", 10), pruner=getattr(search, "pruner", "none"),
-        folds=getattr(search, "folds", 4), warm_start=task.get("warm_start"), exclude=task.get("exclude", ()),
-        arrays=w["arrays"],
+        periods_per_year=w["ppy"], objective=search.objectives, selection=search.selection, weights=dict(search.weights),
+        sampler=search.sampler, grid_points=search.grid_points, pruner=search.pruner, folds=search.folds,
+        warm_start=task["warm_start"], exclude=task["exclude"], arrays=w["arrays"],
     )
-    res.persisted = False
-    url = w.get("storage_url")
+    url = w["storage_url"]
     if url:  # each worker writes its own finished study: the ORM work runs in parallel, SQLite serializes commits
         s = task["split"]
         attrs = {"maestro_fingerprint": task["fingerprint"], "strategy": strategy.name, "strategy_code": strategy.code_version,
                  "train_from": iso(s.train_start), "train_to": iso(s.train_end), "test_from": iso(s.test_start),
-                 "test_to": iso(s.test_end), "settings": res.settings, "libraries": _library_versions(),
+                 "test_to": iso(s.test_end), "settings": res.settings,
+                 "libraries": library_versions("optuna", "vectorbt", "numba", "numpy", "pandas", "polars"),
                  "picked_trial": int(res.ledger.loc[res.ledger["selected"], "trial"].iloc[0])}
         res.persisted = persist_study(url, f"{w['study_prefix']}split{s.index}-{task['fingerprint']}", res.trials,
                                       len(res.settings["objectives"]), attrs)
@@ -375,7 +358,7 @@ def optimize_splits(
     _WORK.clear()
     _WORK.update(pdf=pdf, strategy=strategy, search=search, costs=costs, ppy=bars_per_year(timeframe), arrays=bar_arrays(pdf),
                  storage_url=storage_url, study_prefix=study_prefix)
-    warm = bool(getattr(search, "warm_start", False))
+    warm = search.warm_start
     if storage_url:
         prepare_storage(storage_url)
 
@@ -393,8 +376,8 @@ def optimize_splits(
         fp = search_fingerprint(s, bars_hash(bars.slice(lo, i1 - lo)), strategy, search, costs, timeframe,
                                 {"warm_start": warm_params, "space_cut": cut} if (warm_params or cut) else None)
         return {"index": s.index, "i0": i0, "i1": i1, "seed": split_seed(search.seed, s), "fingerprint": fp,
-                "warm_start": warm_params, "exclude": tuple(tuple(x) for x in getattr(s, "exclude", ())), "split": s,
-                "space_cut": cut}
+                "warm_start": warm_params, "exclude": tuple(tuple(x) for x in s.exclude), "split": s,
+                "space_cut": cut, "strategy": fitted}
 
     results: dict[int, Any] = {}
     tasks: dict[int, dict] = {}
@@ -418,7 +401,7 @@ def optimize_splits(
             if t["fingerprint"] in cache:
                 reused_rows[s.index] = cache[t["fingerprint"]]
         todo = [t for i, t in tasks.items() if i not in reused_rows]
-        n_workers = resolve_workers(workers if workers is not None else getattr(search, "workers", 0), len(todo))
+        n_workers = resolve_workers(workers if workers is not None else search.workers, len(todo))
         results.update(_run_tasks(todo, n_workers))
     _WORK.clear()
 
@@ -464,24 +447,12 @@ def optimize_splits(
             pl.lit(s.index).alias("split"), pl.lit(fp).alias("fingerprint")))
         if res.daily is not None and len(res.daily):
             dailies.append(pl.from_pandas(res.daily).with_columns(pl.lit(s.index).alias("split"), pl.lit(fp).alias("fingerprint")))
-        persisted += int(getattr(res, "persisted", False))
+        persisted += int(res.persisted)
     params = pl.DataFrame(rows)
     ledger = pl.concat(ledgers, how="diagonal_relaxed") if ledgers else pl.DataFrame()
     daily = pl.concat(dailies, how="diagonal_relaxed") if dailies else pl.DataFrame()
     computed = len(splits) - len(reused_rows)
     return SearchOutcome(params, ledger, daily, len(reused_rows), computed, persisted, n_workers if computed else 0)
-
-
-def _library_versions() -> dict[str, str]:
-    from importlib.metadata import version
-
-    out = {}
-    for lib in ("optuna", "vectorbt", "numba", "numpy", "pandas", "polars"):
-        try:
-            out[lib] = version(lib)
-        except Exception:  # pragma: no cover
-            out[lib] = "?"
-    return out
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from maestro_pipeline.backtest import Costs
-from maestro_pipeline.config import WalkForwardConfig
+from maestro_pipeline.config import SearchConfig, WalkForwardConfig
 from maestro_pipeline.research import make_splits, optimize_splits, run_oos
 from maestro_pipeline.validation import check_bars, find_gaps
 
@@ -59,7 +59,7 @@ def test_walk_forward_on_real_btceur_1h(datasets):
     wf = WalkForwardConfig(train="120d", test="30d", n_splits=4)
     splits, table = make_splits(bars, "1h", wf)
     assert len(splits) == 4 and (table["train_end"] <= table["test_start"]).all()
-    search = type("S", (), {"n_trials": 8, "seed": 5, "objective": "sharpe", "sampler": "tpe"})()
+    search = SearchConfig(n_trials=8, seed=5, objective="sharpe", sampler="tpe", storage="none")
     costs = Costs(0.0025, 0.0005)  # Bitvavo taker fee 0.25%
     out = optimize_splits(bars, splits, "ema_cross", search, costs, "1h")
     again = optimize_splits(bars, splits, "ema_cross", search, costs, "1h")
