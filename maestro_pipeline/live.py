@@ -33,9 +33,13 @@ class LivePlan:
     regime: dict[str, Any] = field(default_factory=dict)  # the model and shift that decided it
 
 
-def _vol_window(timeframe: str) -> int:
-    """Bars per day for the HMM's realized-volatility feature (at least 5 bars for daily or longer bars)."""
-    return max(5, int(DAY_MS // timeframe_ms(timeframe)))
+def _fit(ts: np.ndarray, close: np.ndarray, fit_end_ms: int, timeframe: str, regimes: Any):
+    """The regime model of the days before ``fit_end_ms``, with the configured settings; the realized-volatility
+    feature uses a day's worth of bars (at least 5 for daily or longer bars)."""
+    from .regimes import fit_regimes
+
+    return fit_regimes(ts, close, fit_end_ms, n_regimes=regimes.n_regimes, seed=regimes.seed,
+                       min_days=regimes.min_fit_days, vol_window=max(5, int(DAY_MS // timeframe_ms(timeframe))))
 
 
 def _grid_live(bars: pl.DataFrame, splits: list[Split], timeframe: str, wf: Any) -> Split:
@@ -68,14 +72,13 @@ def live_split(bars: pl.DataFrame, splits: list[Split], timeframe: str, wf: Any,
     live = _grid_live(bars, splits, timeframe, wf)
     if regimes is None or not getattr(regimes, "enabled", False):
         return LivePlan(live, "grid")
-    from .regimes import fit_regimes, regime_shift
+    from .regimes import regime_shift
 
     ts = bars["timestamp"].to_numpy()
     close = bars["close"].to_numpy()
     data_end = int(ts[-1]) + timeframe_ms(timeframe)
     try:
-        model = fit_regimes(ts, close, live.train_end, n_regimes=regimes.n_regimes, seed=regimes.seed,
-                            min_days=regimes.min_fit_days, vol_window=_vol_window(timeframe))
+        model = _fit(ts, close, live.train_end, timeframe, regimes)
         since = max(live.train_start, live.train_end - regimes.reference_days * DAY_MS)
         shift = regime_shift(model, ts, close, since, min_prob=regimes.min_prob, min_days=regimes.min_days)
     except MaestroError as exc:  # too little history for a model, or too few days since the train end
@@ -96,7 +99,7 @@ def live_split(bars: pl.DataFrame, splits: list[Split], timeframe: str, wf: Any,
 def split_regime_rows(bars: pl.DataFrame, splits: list[Split], timeframe: str, regimes: Any | None) -> list[dict]:
     """Per split, the dominant regime (and its share) of its train and test windows, each labelled by a model
     fitted only on data before that split's train end; empty values (with a note) where history is too short."""
-    from .regimes import fit_regimes, split_regimes
+    from .regimes import split_regimes
 
     ts = bars["timestamp"].to_numpy()
     close = bars["close"].to_numpy()
@@ -108,8 +111,7 @@ def split_regime_rows(bars: pl.DataFrame, splits: list[Split], timeframe: str, r
             row["regime_note"] = "regimes disabled"
         else:
             try:
-                model = fit_regimes(ts, close, s.train_end, n_regimes=regimes.n_regimes, seed=regimes.seed,
-                                    min_days=regimes.min_fit_days, vol_window=_vol_window(timeframe))
+                model = _fit(ts, close, s.train_end, timeframe, regimes)
                 r = split_regimes(model, ts, close, [s])[0]
                 row.update({k: r[k] for k in ("train_regime", "train_regime_share", "test_regime", "test_regime_share")})
             except MaestroError as exc:

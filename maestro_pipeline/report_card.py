@@ -26,6 +26,7 @@ import pandas as pd
 import polars as pl
 
 from . import overfitting as of
+from .errors import MaestroError
 from .optimize import NO_TRADES_SCORE
 from .reports import (
     candles_with_trades_png, daily_returns, equity_drawdown_png, param_heatmap_png, param_surface_png, quantstats_table,
@@ -76,7 +77,7 @@ def overfitting_figures(oos_daily: pd.Series, ledger: pl.DataFrame, daily: pl.Da
             d = of.dsr_report(oos_daily.to_numpy(), _trial_daily_sharpes(daily), n_complete)
             out.update(dsr=d["dsr"], psr=d["psr"], sr0=d["sr0"], dsr_observed_daily_sr=d["observed_sr"],
                        dsr_sr_variance=d["sr_variance"], oos_skew=d["skew"], oos_kurtosis=d["kurtosis"])
-        except Exception as exc:  # constant OOS returns, one trial...: say why, keep the report
+        except MaestroError as exc:  # constant OOS returns, one trial...: say why, keep the report
             notes.append(f"DSR not computed: {exc}")
         pbo = of.pbo_walk_forward(daily.select("split", "trial", "day", "return").to_pandas())
         out["pbo"] = pbo["mean_pbo"]
@@ -93,7 +94,7 @@ def confidence_intervals(oos_daily: pd.Series, trades: pl.DataFrame) -> dict[str
     for stat in ("sharpe", "max_drawdown"):
         try:
             lo, hi, point = of.bootstrap_ci(r, stat, 365, n_boot=BOOTSTRAP["n_boot"], seed=BOOTSTRAP["seed"], level=BOOTSTRAP["level"])
-        except Exception:
+        except MaestroError:  # too few OOS days to resample
             lo = hi = point = math.nan
         out[f"{stat}_ci_low"], out[f"{stat}_ci_high"], out[f"{stat}_daily_point"] = lo, hi, point
     tr = trades["return"].to_numpy() if trades.height and "return" in trades.columns else np.array([])
@@ -103,14 +104,10 @@ def confidence_intervals(oos_daily: pd.Series, trades: pl.DataFrame) -> dict[str
     return out
 
 
-def _space(strategy: Strategy) -> dict:
-    return dict(strategy.space)
-
-
 def stability_figures(params: pl.DataFrame, ledger: pl.DataFrame, strategy: Strategy) -> tuple[dict[str, Any], pl.DataFrame]:
     """Across splits (spread of each parameter over its range) and around each pick (plateau score, median)."""
     per_split = [json.loads(p) for p in params.sort("split")["params"]]
-    space = _space(strategy)
+    space = dict(strategy.space)
     st = of.parameter_stability(per_split, space)
     rows = []
     for name, d in st["params"].items():
@@ -127,7 +124,7 @@ def stability_figures(params: pl.DataFrame, ledger: pl.DataFrame, strategy: Stra
             try:
                 p = of.plateau_score([json.loads(x) for x in led["params"]], led["value"].to_numpy(),
                                      json.loads(r["params"]), space)
-            except Exception:
+            except MaestroError:  # a pick outside the recorded space (e.g. a cut window-like parameter)
                 continue
             if p.get("score") is not None:
                 scores.append(float(p["score"]))

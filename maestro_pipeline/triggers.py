@@ -20,24 +20,6 @@ def months_to_refresh(inst: Instrument, now_ms: int, grace_days: int = 2) -> lis
     return [m for m in months if m >= start and (end is None or m <= end)]
 
 
-def reoptimization_due(data_end_ms: int | None, last_test_end_ms: int | None, test_ms: int, first_split_ready_ms: int) -> tuple[bool, str]:
-    """Is there data for a split that research has not seen yet?
-
-    ``data_end_ms`` is the exclusive end of validated data; ``last_test_end_ms`` the end of the newest test
-    window already researched (None when no splits exist); ``first_split_ready_ms`` the instant data must reach for a first split.
-    A new split exists once the data covers one more whole test window past the last one.
-    """
-    if data_end_ms is None:
-        return False, "no validated bars yet"
-    if last_test_end_ms is None:
-        return (True, "no splits yet and enough data for one") if data_end_ms >= first_split_ready_ms else (
-            False, "not enough validated data for one split yet")
-    ready = last_test_end_ms + test_ms
-    if data_end_ms >= ready:
-        return True, "validated data extends a whole test window past the last one"
-    return False, "waiting for data to cover the next test window"
-
-
 def splits_due(planned_last_test_end_ms: int | None, stored_last_test_end_ms: int | None) -> tuple[bool, str]:
     """Has the split plan for the current data moved past the stored one? Works for every window form (days,
     bars, calendar months, parts), because the plan itself is computed from the data by ``research.make_splits``.

@@ -6,7 +6,7 @@ from datetime import date
 
 from maestro_pipeline.instruments import Instrument
 from maestro_pipeline.timeframes import DAY_MS
-from maestro_pipeline.triggers import months_to_refresh, reoptimization_due
+from maestro_pipeline.triggers import months_to_refresh, splits_due
 
 from .test_ingest import ms
 
@@ -22,11 +22,13 @@ def test_months_to_refresh():
     assert months_to_refresh(ended, ms(2026, 3, 1, 0, 30)) == []
 
 
-def test_reoptimization_due():
+def test_splits_due():
+    """The sensor's decision from the split plan of the current data vs the stored splits (the plan itself is
+    research.make_splits; a new complete test window moves its last test end)."""
     test = 10 * DAY_MS
-    assert reoptimization_due(None, None, test, 0) == (False, "no validated bars yet")
-    assert not reoptimization_due(100, None, test, 200)[0]
-    assert reoptimization_due(200, None, test, 200)[0]
+    assert splits_due(None, None) == (False, "not enough validated data for one split yet")
+    assert not splits_due(None, 5 * test)[0]
+    assert splits_due(200, None)[0]
     last = 1000 * DAY_MS
-    assert not reoptimization_due(last + test - 1, last, test, 0)[0]   # one bar short of a new test window
-    assert reoptimization_due(last + test, last, test, 0)[0]
+    assert not splits_due(last, last)[0]   # one bar short of a new test window: the plan has not moved
+    assert splits_due(last + test, last)[0]
