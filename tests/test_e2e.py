@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -17,16 +14,11 @@ import pytest
 import yaml
 
 from .conftest import small_config
+from .dagster_dev import dagster_dev
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _recent_config(tmp_path: Path) -> Path:
@@ -86,24 +78,8 @@ def test_dagster_dev_graphql_run(tmp_path):
 
     config = _recent_config(tmp_path)
     month = _months(config)[-1]
-    port = _free_port()
-    log = open(tmp_path / "dagster_dev.log", "w")
-    proc = subprocess.Popen(
-        [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=ROOT, env=_env(tmp_path, config), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    try:
-        deadline = time.time() + 240
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None, (tmp_path / "dagster_dev.log").read_text()[-3000:]
-            assert time.time() < deadline, "dagster dev did not start in 240 s"
-            time.sleep(1)
+    with dagster_dev(_env(tmp_path, config), tmp_path / "dagster_dev.log") as base:
+        port = int(base.rsplit(":", 1)[1])
         client = DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=60)
         key = f"synthetic.BTC_USDT.1h|{month}"
         tags = {"dagster/partition": key, "dagster/partition/instrument": "synthetic.BTC_USDT.1h", "dagster/partition/month": month}
@@ -125,13 +101,6 @@ def test_dagster_dev_graphql_run(tmp_path):
         assert status == "SUCCESS", (tmp_path / "dagster_dev.log").read_text()[-3000:]
         f = tmp_path / f"lake/validated_bars/exchange=synthetic/symbol=BTC_USDT/timeframe=1h/month={month}/data.parquet"
         assert f.exists() and pl.read_parquet(f).height > 0
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 def test_maestro_demo_command(tmp_path):

@@ -10,12 +10,9 @@ dialog renders the inlined PNG. The verdict is checked against the report row in
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import quote
@@ -24,6 +21,7 @@ import polars as pl
 import pytest
 import yaml
 
+from ..dagster_dev import dagster_dev, tail
 from .conftest import CHROMIUM, CHROMIUM_ARGS, ROOT, screenshot_dir
 
 BIN = Path(sys.executable).parent
@@ -33,12 +31,6 @@ INSTRUMENT = {"exchange": "synthetic", "symbol": "BTC/USDT", "timeframe": "4h"}
 STRATEGY = "ema_cross"
 RUN_GRAPH = ("import sys; from pathlib import Path; from maestro_pipeline.cli import ensure_dagster_home, run_graph; "
              "ensure_dagster_home(); run_graph(Path(sys.argv[1]))")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _config(tmp: Path) -> Path:
@@ -56,10 +48,6 @@ def _config(tmp: Path) -> Path:
     p = tmp / "maestro.yaml"
     p.write_text(yaml.safe_dump(cfg))
     return p
-
-
-def _tail(path: Path, n: int = 3000) -> str:
-    return path.read_text(errors="replace")[-n:] if path.exists() else ""
 
 
 @pytest.fixture(scope="module")
@@ -85,44 +73,11 @@ def served(tmp_path_factory):
     print(f"\ngraph materialized in {time.perf_counter() - t0:.1f} s")
 
     key = str(research_key(load_config(config).instrument_objs[0].key, STRATEGY))
-    port = _free_port()
     log_path = tmp / "dagster_dev.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        # A shell's background job inherits SIGINT ignored, and dagster dev maps SIGTERM to SIGINT's handler:
-        # restore the default so the teardown's SIGINT stops it.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/server_info", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None, f"dagster dev exited:\n{_tail(log_path)}"
-            assert time.time() < deadline, f"dagster dev did not answer /server_info in 120 s:\n{_tail(log_path)}"
-            time.sleep(1)
+    with dagster_dev(env, log_path, start_timeout=120) as base:
         yield base, key, tmp / "lake", log_path
-    finally:
         t0 = time.perf_counter()
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-        try:  # dagster dev is gone; make sure its webserver, daemon and code servers are too
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-        log.close()
-        print(f"\ndagster dev stopped in {time.perf_counter() - t0:.1f} s")
+    print(f"\ndagster dev stopped in {time.perf_counter() - t0:.1f} s")
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +102,7 @@ def page(served):
             except PlaywrightError as e:
                 pg.screenshot(path=str(shot), full_page=True)
                 raise AssertionError(f"{url} shows no 'verdict' metadata after 90 s ({e.message.splitlines()[0]}); "
-                                     f"screenshot {shot}\n{_tail(log_path, 1500)}") from None
+                                     f"screenshot {shot}\n{tail(log_path, 1500)}") from None
             pg.wait_for_load_state("networkidle")
             # The metadata scrolls inside a panel, not the page: grow the viewport so the screenshot holds all of it.
             tallest = pg.evaluate("Math.max(...Array.from(document.querySelectorAll('*'), e => e.scrollHeight))")
