@@ -128,6 +128,7 @@ def test_research_outputs(built):
     assert eq["timestamp"].max() < splits["test_end"].max()
     assert eq["timestamp"].is_sorted() and eq["timestamp"].n_unique() == eq.height
     per = lk.read_file("oos_split_metrics", part).sort("split")
+    assert per["test_regime"].null_count() < per.height  # regimes were fitted (enough history before each train end)
     assert per["test_regime"].to_list() == splits.sort("split")["test_regime"].to_list()  # regimes travel with splits
     rep = lk.read_file("oos_reports", part)
     assert rep.height == 1 and rep["strategy"][0] == "ema_cross"
