@@ -1,14 +1,19 @@
-"""Small helpers shared by the asset modules: code versions, metadata, user errors as readable failures."""
+"""What every asset module shares: user errors as readable failures, and the partition an asset runs for."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import dagster as dg
 
+from maestro_pipeline.config import MaestroConfig
+from maestro_pipeline.engine import Costs
 from maestro_pipeline.errors import MaestroError
-from maestro_pipeline.provenance import code_version, library_versions  # noqa: F401  (re-exported to the asset modules)
+from maestro_pipeline.instruments import Instrument
+from maestro_pipeline.lake import Lake
+from resources import LakeResource
 
 
 @contextlib.contextmanager
@@ -27,27 +32,34 @@ def partition_dims(context: dg.AssetExecutionContext) -> dict[str, str]:
     return {"instrument": key}
 
 
-def md_table(df, float_fmt: str = "{:.4g}", max_rows: int = 50) -> str:
-    """A polars frame as a markdown table for Dagster's metadata panel."""
-    cols = df.columns
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in df.head(max_rows).iter_rows():
-        cells = [float_fmt.format(v) if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    if df.height > max_rows:
-        lines.append(f"\n… {df.height - max_rows} more rows in the lake")
-    return "\n".join(lines)
+@dataclass(frozen=True)
+class Target:
+    """The partition an asset materializes, resolved: the instrument (and month or strategy), its lake and costs."""
+
+    inst: Instrument
+    lake: Lake
+    month: str | None = None
+    strategy: str | None = None
+
+    @property
+    def month_partition(self) -> dict[str, str]:
+        """The lake partition of a month x instrument asset."""
+        assert self.month is not None
+        return Lake.month_partition(self.inst, self.month)
+
+    @property
+    def research_partition(self) -> dict[str, str]:
+        """The lake partition of an instrument x strategy asset."""
+        assert self.strategy is not None
+        return {**self.inst.hive, "strategy": self.strategy}
 
 
-def failed_blocking_checks(instance: dg.DagsterInstance, check_keys, partition_keys: list[str]) -> dict[str, list[str]]:
-    """Partition key -> names of blocking checks whose latest evaluation there failed (partitioned checks)."""
-    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+def resolve(context: dg.AssetExecutionContext, cfg: MaestroConfig, lake: LakeResource) -> Target:
+    """The partition preamble of every asset: which instrument (month, strategy) this run is for."""
+    dims = partition_dims(context)
+    return Target(cfg.instrument(dims["instrument"]), lake.lake(), dims.get("month"), dims.get("strategy"))
 
-    if not check_keys or not partition_keys:
-        return {}
-    infos = instance.event_log_storage.get_asset_check_partition_info(list(check_keys), partition_keys=list(partition_keys))
-    out: dict[str, list[str]] = {}
-    for i in infos:
-        if i.partition_key in partition_keys and i.latest_execution_status == AssetCheckExecutionRecordStatus.FAILED:
-            out.setdefault(i.partition_key, []).append(i.check_key.name)
-    return {k: sorted(v) for k, v in sorted(out.items())}
+
+def costs_for(cfg: MaestroConfig, inst: Instrument) -> Costs:
+    c = cfg.costs_for(inst.exchange)
+    return Costs(c.fee, c.slippage)

@@ -7,34 +7,30 @@ requires every upstream blocking check to have passed.
 """
 
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
-import polars as pl
 
 from maestro_pipeline.config import MaestroConfig
-from maestro_pipeline.errors import MaestroError
-from maestro_pipeline.live import live_split
-from maestro_pipeline.research import iso, make_splits
-from maestro_pipeline.timeframes import DAY_MS, timeframe_ms
-from maestro_pipeline.triggers import months_to_refresh, splits_due
-from maestro_pipeline.contract import blocking_checks
+from maestro_pipeline.durations import iso
+from maestro_pipeline.quality import blocked_months
+from maestro_pipeline.timeframes import DAY_MS
+from maestro_pipeline.walkforward import months_to_refresh, resplit_decision
 from resources import LakeResource
 
-from ._common import failed_blocking_checks
 from .partitions import Partitions, bars_key
 
 
-def build_automation(cfg: MaestroConfig, parts: Partitions, assets: dict[str, dg.AssetsDefinition]):
+def build_automation_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Definitions:
     refresh_job = dg.define_asset_job(
         "refresh_bars",
-        selection=dg.AssetSelection.assets(assets["raw_candles"], assets["validated_bars"]),
+        selection=dg.AssetSelection.assets("raw_candles", "validated_bars"),
         partitions_def=parts.bars,
         description="Fetch and validate one month of one instrument (what the nightly schedule and backfills run).",
     )
     splits_job = dg.define_asset_job(
         "resplit_instrument",
-        selection=dg.AssetSelection.assets(assets["walk_forward_splits"]),
+        selection=dg.AssetSelection.assets("walk_forward_splits"),
         partitions_def=parts.instruments,
         description="Recompute an instrument's walk-forward splits; research assets follow automatically.",
     )
@@ -47,7 +43,7 @@ def build_automation(cfg: MaestroConfig, parts: Partitions, assets: dict[str, dg
         description="Nightly: append the new candles of the current month (and the previous one on the 1st-2nd).",
     )
     def nightly_refresh(context: dg.ScheduleEvaluationContext):
-        when = context.scheduled_execution_time or datetime.now(timezone.utc)
+        when = context.scheduled_execution_time or datetime.now(UTC)
         now_ms = int(when.timestamp() * 1000)
         for inst in cfg.instrument_objs:
             for month in months_to_refresh(inst, now_ms):
@@ -56,8 +52,6 @@ def build_automation(cfg: MaestroConfig, parts: Partitions, assets: dict[str, dg
                     partition_key=bars_key(month, inst.key),
                     tags={"maestro/trigger": "nightly"},
                 )
-
-    check_keys = [dg.AssetCheckKey(assets["validated_bars"].key, name) for name in blocking_checks(cfg.data_contract.severities())]
 
     @dg.sensor(
         job=splits_job,
@@ -71,54 +65,34 @@ def build_automation(cfg: MaestroConfig, parts: Partitions, assets: dict[str, dg
         lk = lake.lake()
         requests, reasons = [], []
         for inst in cfg.instrument_objs:
-            files = lk.files("validated_bars", inst.hive)
-            if not files:
+            if not lk.files("validated_bars", inst.hive):
                 reasons.append(f"{inst.key}: no validated bars yet")
                 continue
-            fetched = files + lk.files("raw_candles", inst.hive)
-            newest_month = max(p.parent.name.removeprefix("month=") for p in fetched)
-            failed = failed_blocking_checks(context.instance, check_keys, [str(bars_key(newest_month, inst.key))])
-            failed = sorted({n for names in failed.values() for n in names})
+            newest_month = max(lk.months("validated_bars", inst) + lk.months("raw_candles", inst))
+            failed = blocked_months(lk, inst, [newest_month]).get(newest_month)
             if failed:
                 reasons.append(f"{inst.key}: blocking check failed on the newest month ({', '.join(failed)})")
                 continue
-            bars = lk.read_bars(inst)
-            tf = timeframe_ms(inst.timeframe)
-            data_end = int(bars["timestamp"][-1]) + tf
-            try:
-                splits, _ = make_splits(bars, inst.timeframe, cfg.walk_forward)
-                planned = splits[-1].test_end
-                live = live_split(bars, splits, inst.timeframe, cfg.walk_forward, cfg.regimes)
-            except MaestroError:
-                planned, live = None, None
-            stored = stored_live = None
-            if lk.exists("walk_forward_splits", inst.hive):
-                table = lk.read_file("walk_forward_splits", inst.hive)
-                done = table.filter(~pl.col("live")) if "live" in table.columns else table
-                stored = int(done["test_end"].max())
-                if "live" in table.columns and table["live"].any():
-                    stored_live = int(table.filter(pl.col("live"))["train_end"].item())
-            due, why = splits_due(planned, stored)
-            trigger = "new-data"
-            if not due and live is not None and live.split is not None and stored_live is not None \
-                    and live.split.train_end > stored_live:
-                due, why, trigger = True, f"live split moved: {live.reason}", "regime-shift"
-            if due:
-                requests.append(dg.RunRequest(run_key=f"{inst.key}@{data_end}", partition_key=inst.key,
-                                              tags={"maestro/trigger": trigger, "maestro/data_end": iso(data_end),
-                                                    "maestro/why": why[:200]}))
+            stored = lk.read_file("walk_forward_splits", inst.hive) if lk.exists("walk_forward_splits", inst.hive) else None
+            decision = resplit_decision(lk.read_bars(inst), inst.timeframe, cfg.walk_forward, cfg.regimes, stored)
+            if decision.due:
+                requests.append(dg.RunRequest(
+                    run_key=f"{inst.key}@{decision.data_end_ms}", partition_key=inst.key,
+                    tags={"maestro/trigger": decision.trigger, "maestro/data_end": iso(decision.data_end_ms),
+                          "maestro/why": decision.why[:200]}))
             else:
-                reasons.append(f"{inst.key}: {why}")
+                reasons.append(f"{inst.key}: {decision.why}")
         if requests:
             return dg.SensorResult(run_requests=requests)
         return dg.SkipReason("; ".join(reasons) or "no instruments")
 
     research_automation = dg.AutomationConditionSensorDefinition(
         "research_automation",
-        target=dg.AssetSelection.assets(assets["split_optimal_params"], assets["oos_reports"], assets["strategy_leaderboard"]),
+        target=dg.AssetSelection.assets("split_optimal_params", "oos_reports", "strategy_leaderboard"),
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=30,
         description="Runs the search, the OOS reports and the leaderboard after new splits (blocking checks passed).",
     )
-    return [refresh_job, splits_job], [nightly_refresh], [reoptimize_on_new_data, research_automation]
+    return dg.Definitions(jobs=[refresh_job, splits_job], schedules=[nightly_refresh],
+                          sensors=[reoptimize_on_new_data, research_automation])
 

@@ -1,6 +1,6 @@
 """``funding_rates`` and ``open_interest``: perpetual-futures history per month x instrument, next to the candles.
 
-Thin wrappers over ``maestro_pipeline.derivatives``. Instruments that are not perpetuals, and sources without
+Thin wrappers over ``maestro_pipeline.market`` (``ingest_derivative_month``). Instruments that are not perpetuals, and sources without
 the history (synthetic, files, exchanges whose ccxt class lacks it), materialize nothing and say why in the
 metadata; that is not a failure. Files: ``data_lake/<asset>/exchange=…/symbol=…/timeframe=…/month=…``.
 """
@@ -10,12 +10,13 @@ import dagster as dg
 import polars as pl
 
 from maestro_pipeline.config import MaestroConfig
-from maestro_pipeline.derivatives import ingest_derivative_month
+from maestro_pipeline.durations import iso
 from maestro_pipeline.lake import Lake
-from maestro_pipeline.research import iso
+from maestro_pipeline.market import ingest_derivative_month
+from maestro_pipeline.provenance import code_version
 from resources import LakeResource, MarketDataResource
 
-from ._common import code_version, partition_dims, user_errors
+from ._common import resolve, user_errors
 from .partitions import Partitions
 
 
@@ -47,12 +48,9 @@ def _build(kind: str, description: str, cfg: MaestroConfig, parts: Partitions, c
     def _asset(
         context: dg.AssetExecutionContext, config: DerivativesConfig, lake: LakeResource, market: MarketDataResource
     ) -> dg.MaterializeResult:
-        dims = partition_dims(context)
         with user_errors():
-            inst = cfg.instrument(dims["instrument"])
-            month = dims["month"]
-            lk = lake.lake()
-            part = Lake.month_partition(inst, month)
+            t = resolve(context, cfg, lake)
+            inst, month, lk, part = t.inst, t.month, t.lake, t.month_partition
             existing = lk.read_file(kind, part) if lk.exists(kind, part) else None
             res = ingest_derivative_month(kind, market.source(inst.exchange), inst, month, existing, market.now(),
                                           config.full_refresh)
@@ -79,12 +77,15 @@ def _build(kind: str, description: str, cfg: MaestroConfig, parts: Partitions, c
     return _asset
 
 
-def build_derivatives_assets(cfg: MaestroConfig, parts: Partitions) -> list:
-    cv = code_version("maestro_pipeline.derivatives", "maestro_pipeline.market.ccxt_source")
-    return [
+def build_derivatives_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Definitions:
+    """``funding_rates`` and ``open_interest``, only when some instrument is a perpetual (spot-only graphs stay lean)."""
+    if not any(":" in i.symbol for i in cfg.instruments):
+        return dg.Definitions()
+    cv = code_version("maestro_pipeline.market.derivatives", "maestro_pipeline.market.ccxt_source")
+    return dg.Definitions(assets=[
         _build("funding_rates", "Funding-rate history of perpetuals (ccxt fetchFundingRateHistory), one file per "
                "month x instrument; nothing for spot instruments or sources without it.", cfg, parts, cv),
         _build("open_interest", "Open-interest history of perpetuals (ccxt fetchOpenInterestHistory) at the "
                "instrument's timeframe (or the nearest period the exchange publishes), one file per month x "
                "instrument; nothing for spot instruments or sources without it.", cfg, parts, cv),
-    ]
+    ])

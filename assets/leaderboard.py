@@ -4,24 +4,26 @@
 import dagster as dg
 
 from maestro_pipeline.config import MaestroConfig
-from maestro_pipeline.leaderboard import build_leaderboard, leaderboard_sql
+from maestro_pipeline.evaluation import build_leaderboard, leaderboard_sql
+from maestro_pipeline.provenance import code_version
+from maestro_pipeline.reporting import md_table
 from resources import LakeResource
 
-from ._common import code_version, md_table, user_errors
+from ._common import user_errors
 
 LEADERBOARD_CONDITION = (
     dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
 ).with_label("after any report updates")
 
 
-def build_leaderboard_assets(cfg: MaestroConfig, oos_reports: dg.AssetsDefinition) -> list:
+def build_leaderboard_definitions(cfg: MaestroConfig) -> dg.Definitions:
     keys = [(i.key, s) for i in cfg.instrument_objs for s in cfg.strategies]
 
     @dg.asset(
-        deps=[oos_reports],
+        deps=["oos_reports"],
         group_name="research",
         kinds={"duckdb"},
-        code_version=code_version("maestro_pipeline.leaderboard"),
+        code_version=code_version("maestro_pipeline.evaluation.leaderboard"),
         automation_condition=LEADERBOARD_CONDITION,
         description="DuckDB ranking of every instrument x strategy by verdict, then OOS Sharpe; also refreshes the "
         "DuckDB catalog (data_lake/catalog.duckdb) with views over the whole lake.",
@@ -47,4 +49,4 @@ def build_leaderboard_assets(cfg: MaestroConfig, oos_reports: dg.AssetsDefinitio
             meta["sql"] = dg.MetadataValue.md(f"```sql\n{leaderboard_sql(lk, None)}\n```")
         return dg.MaterializeResult(metadata=meta)
 
-    return [strategy_leaderboard]
+    return dg.Definitions(assets=[strategy_leaderboard])

@@ -1,7 +1,7 @@
 """``raw_candles`` and ``validated_bars``: one Parquet file per month x instrument, checked before research.
 
-Thin Dagster wrappers: fetching lives in ``maestro_pipeline.ingest``, the data contract (a great-expectations
-suite, severities, quarantine, gaps) in ``maestro_pipeline.contract``. One partitioned asset check per contract
+Thin Dagster wrappers: fetching lives in ``maestro_pipeline.market``, the data contract (a great-expectations
+suite, severities, quarantine, gaps) in ``maestro_pipeline.quality``. One partitioned asset check per contract
 rule: blocking for ``error`` rules, WARN for ``drop``/``warn`` rules.
 
 * A blocking (``error``) failure leaves the validated lake as it was (the previous version of the month, if any,
@@ -20,17 +20,18 @@ import dagster as dg
 import polars as pl
 
 from maestro_pipeline.config import MaestroConfig
-from maestro_pipeline.contract import CHECKS, ERROR, checks_of, evaluate
-from maestro_pipeline.ingest import ingest_month, month_bounds, month_of
+from maestro_pipeline.durations import iso, month_bounds, month_of
 from maestro_pipeline.lake import Lake
-from maestro_pipeline.research import bars_hash, iso
-from maestro_pipeline.validation import find_gaps
+from maestro_pipeline.market import ingest_month
+from maestro_pipeline.provenance import code_version
+from maestro_pipeline.quality import CHECKS, ERROR, QUARANTINE, checks_of, evaluate, find_gaps, quarantine_partition
+from maestro_pipeline.reporting import md_table
+from maestro_pipeline.schema import bars_hash
 from resources import LakeResource, MarketDataResource
 
-from ._common import code_version, md_table, partition_dims, user_errors
+from ._common import resolve, user_errors
 from .partitions import Partitions
 
-QUARANTINE = "quarantine"
 DATA_DOCS = "data_docs"
 
 
@@ -54,9 +55,10 @@ def _bars_metadata(df: pl.DataFrame, timeframe: str) -> dict:
     }
 
 
-def build_market_data_assets(cfg: MaestroConfig, parts: Partitions) -> list:
-    raw_cv = code_version("maestro_pipeline.ingest", "maestro_pipeline.market.synthetic", "maestro_pipeline.market.ccxt_source",
-                          "maestro_pipeline.market.files", "maestro_pipeline.schema")
+def build_market_data_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Definitions:
+    """``raw_candles`` and ``validated_bars`` with its contract checks."""
+    raw_cv = code_version("maestro_pipeline.market.ingest", "maestro_pipeline.market.synthetic",
+                          "maestro_pipeline.market.ccxt_source", "maestro_pipeline.market.files", "maestro_pipeline.schema")
 
     @dg.asset(
         partitions_def=parts.bars,
@@ -69,12 +71,9 @@ def build_market_data_assets(cfg: MaestroConfig, parts: Partitions) -> list:
     def raw_candles(
         context: dg.AssetExecutionContext, config: RawCandlesConfig, lake: LakeResource, market: MarketDataResource
     ) -> dg.MaterializeResult:
-        dims = partition_dims(context)
         with user_errors():
-            inst = cfg.instrument(dims["instrument"])
-            month = dims["month"]
-            lk = lake.lake()
-            part = Lake.month_partition(inst, month)
+            t = resolve(context, cfg, lake)
+            inst, month, lk, part = t.inst, t.month, t.lake, t.month_partition
             existing = lk.read_file("raw_candles", part) if lk.exists("raw_candles", part) else None
             res = ingest_month(market.source(inst.exchange), inst, month, existing, market.now(), config.full_refresh)
             meta = {**_bars_metadata(res.bars, inst.timeframe), "new_rows": res.new_rows, "instrument": inst.key}
@@ -90,7 +89,8 @@ def build_market_data_assets(cfg: MaestroConfig, parts: Partitions) -> list:
             context.log.info(f"{inst.key} {month}: {res.new_rows} new bars ({res.note or 'written'})")
         return dg.MaterializeResult(metadata=meta, data_version=dg.DataVersion(meta.get("data_version", "empty")))
 
-    contract_cv = code_version("maestro_pipeline.contract", "maestro_pipeline.validation")
+    contract_cv = code_version("maestro_pipeline.quality.rules", "maestro_pipeline.quality.derive",
+                               "maestro_pipeline.quality.suites", "maestro_pipeline.quality.evaluate")
     severities = cfg.data_contract.severities()
 
     @dg.asset(
@@ -111,13 +111,10 @@ def build_market_data_assets(cfg: MaestroConfig, parts: Partitions) -> list:
         "validated. Gaps are reported, never filled. Data Docs: data_lake/data_docs/asset=validated_bars/….",
     )
     def validated_bars(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-        dims = partition_dims(context)
         with user_errors():
-            inst = cfg.instrument(dims["instrument"])
-            month = dims["month"]
-            lk = lake.lake()
-            part = Lake.month_partition(inst, month)
-            qpart = {"asset": "validated_bars", **part}
+            t = resolve(context, cfg, lake)
+            inst, month, lk, part = t.inst, t.month, t.lake, t.month_partition
+            qpart = quarantine_partition(inst, month)
             has_raw = lk.exists("raw_candles", part)
             raw = lk.read_file("raw_candles", part) if has_raw else pl.DataFrame()
             m_start, m_end = month_bounds(month)
@@ -190,7 +187,7 @@ def build_market_data_assets(cfg: MaestroConfig, parts: Partitions) -> list:
             ))
         return dg.MaterializeResult(metadata=meta, check_results=checks, data_version=dg.DataVersion(version or "empty"))
 
-    return [raw_candles, validated_bars]
+    return dg.Definitions(assets=[raw_candles, validated_bars])
 
 
 def _action(severity: str, failed: bool, blocked: bool) -> str:

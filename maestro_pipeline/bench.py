@@ -10,29 +10,35 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import optuna
 import polars as pl
+import vectorbt as vbt
+import yaml
 from numba import njit
 
-from .backtest import Costs, evaluate
-from .config import WalkForwardConfig
-from .ingest import month_of
+from .cli import ensure_dagster_home, run_graph
+from .config import SearchConfig, WalkForwardConfig, load_config
+from .durations import month_of
+from .engine import Costs, evaluate, evaluate_fast, grid_returns
 from .instruments import Instrument
 from .lake import Lake
 from .market import SyntheticMarket
-from .research import make_splits, optimize_splits
 from .schema import to_pandas_bars
+from .search import optimize_splits
 from .strategies import get_strategy
 from .timeframes import HOUR_MS, bars_per_year
+from .walkforward import make_splits
 
-YEAR_START = datetime(2025, 1, 1, tzinfo=timezone.utc)
+YEAR_START = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 @njit(cache=True)
@@ -140,13 +146,6 @@ def _reference_walk_forward(o, c, splits, ts, costs, ppy, n_trials: int) -> None
 
 
 def run(demo: bool = True, trials: int = 100) -> list[Row]:
-    import warnings
-
-    import vectorbt as vbt
-
-    from .config import SearchConfig
-    from .fastpath import evaluate_fast, grid_returns
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
     bars = year_of_bars()
@@ -242,13 +241,6 @@ def run(demo: bool = True, trials: int = 100) -> list[Row]:
                     "reference: one Parquet file with polars"))
 
     if demo:
-        import os
-
-        import yaml
-
-        from .cli import ensure_dagster_home, run_graph
-        from .config import load_config
-
         with tempfile.TemporaryDirectory() as tmp:
             cfg = yaml.safe_load(Path("maestro.yaml").read_text())
             cfg["lake_root"] = str(Path(tmp) / "lake")

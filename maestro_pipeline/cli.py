@@ -14,7 +14,10 @@ import time
 from pathlib import Path
 
 from .config import config_path, load_config
+from .durations import month_of, months_between
 from .errors import MaestroError
+from .evaluation import build_leaderboard, format_leaderboard
+from .lake import Lake
 
 # Dagster logs each failure with a traceback at ERROR; the demo prints its own one-line reason instead,
 # and the full log stays in the instance (open the run in the UI).
@@ -51,8 +54,6 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
-    from .lake import Lake
-    from .leaderboard import build_leaderboard, format_leaderboard
 
     path = config_path(args.config)
     cfg = load_config(path)
@@ -68,12 +69,10 @@ def run_graph(cfg_path: Path, *, now_ms: int | None = None, instance=None, log=p
     Bars run one month x instrument partition per run (as a backfill would), research one instrument x strategy
     per run. Returns wall-clock seconds per stage. Raises ``MaestroError`` naming the first failed run.
     """
-    import dagster as dg
+    import dagster as dg  # lazily: the other commands need no Dagster (and it costs ~2 s to import)
 
     from assets import build_definitions
     from assets.partitions import bars_key, research_key
-
-    from .ingest import month_of
 
     cfg = load_config(cfg_path)
     defs = build_definitions(cfg, cfg_path.resolve().parent, now_ms=now_ms)
@@ -99,12 +98,9 @@ def run_graph(cfg_path: Path, *, now_ms: int | None = None, instance=None, log=p
     t0 = time.perf_counter()
     n = 0
     for inst in cfg.instrument_objs:
-        month, last = month_of(inst.start_ms), month_of(min(now, inst.end_ms or now) - 1)
-        while month <= last:
+        for month in months_between(month_of(inst.start_ms), month_of(min(now, inst.end_ms or now) - 1)):
             run(["raw_candles", "validated_bars"], bars_key(month, inst.key), f"bars {inst.key} {month}")
             n += 1
-            y, m = int(month[:4]), int(month[5:])
-            month = f"{y + (m == 12)}-{1 if m == 12 else m + 1:02d}"
     timings["bars"] = time.perf_counter() - t0
     log(f"  bars: {n} month x instrument partitions fetched and validated in {timings['bars']:.1f} s")
 
@@ -129,8 +125,6 @@ def run_graph(cfg_path: Path, *, now_ms: int | None = None, instance=None, log=p
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .lake import Lake
-    from .leaderboard import build_leaderboard, format_leaderboard
 
     path = config_path(args.config)
     cfg = load_config(path)

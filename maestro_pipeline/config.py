@@ -9,19 +9,24 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .durations import check_step, parse_length
 from .errors import ConfigError, MaestroError
 from .instruments import Instrument, symbol_to_key
-from .timeframes import SUPPORTED_TIMEFRAMES, parse_duration_ms
+from .market.files import file_source_name
+from .quality.rules import CHECKS, Policy
+from .strategies import available_strategies
+from .timeframes import SUPPORTED_TIMEFRAMES
 
 DEFAULT_CONFIG_PATH = "maestro.yaml"
+M = TypeVar("M", bound=BaseModel)
 CONFIG_ENV = "MAESTRO_CONFIG"
 
 #: Sources that are not ccxt exchanges. ``file`` instruments take ``path`` (and ``name``); their key's exchange
@@ -81,8 +86,8 @@ class InstrumentConfig(_Model):
         return v
 
     @model_validator(mode="after")
-    def _range(self) -> "InstrumentConfig":
-        today = datetime.now(timezone.utc).date()
+    def _range(self) -> InstrumentConfig:
+        today = datetime.now(UTC).date()
         if self.start > today:
             raise ValueError(f"start {self.start} is in the future; pick a date before {today}")
         if self.start < date(2009, 1, 3):
@@ -103,8 +108,6 @@ class InstrumentConfig(_Model):
     @property
     def file_name(self) -> str:
         """The file instrument's name: ``name``, else the file's stem made key-safe."""
-        from .market.files import file_source_name
-
         return self.name or file_source_name(self.path or "file")
 
     @property
@@ -145,8 +148,6 @@ class WalkForwardConfig(_Model):
     @field_validator("train", "test", "step", "purge", "embargo")
     @classmethod
     def _length(cls, v: str | int | None, info: Any) -> str | int | None:
-        from .splits import parse_length
-
         name = info.field_name
         if v is None:
             return v
@@ -158,9 +159,7 @@ class WalkForwardConfig(_Model):
         return 0 if gap and v in (0, "0") else v
 
     @model_validator(mode="after")
-    def _step_covers_test(self) -> "WalkForwardConfig":
-        from .splits import check_step, parse_length
-
+    def _step_covers_test(self) -> WalkForwardConfig:
         if self.step is not None:
             try:
                 check_step(parse_length(self.step, "step"), parse_length(self.test), None)
@@ -203,7 +202,7 @@ class SearchConfig(_Model):
         return v if isinstance(v, str) or len(names) > 1 else names[0]
 
     @model_validator(mode="after")
-    def _consistent(self) -> "SearchConfig":
+    def _consistent(self) -> SearchConfig:
         objs = self.objectives
         for k, w in self.weights.items():
             if k not in objs:
@@ -287,7 +286,7 @@ def _contract_length(v: str | int | None, info: Any) -> str | int | None:
     if v is None or v in (0, "0"):
         return v if v is None else 0
     try:
-        parse_duration_ms(v, "1m")
+        parse_length(v, info.field_name, allow_zero=True, allow_months=False)
     except MaestroError as e:
         raise ValueError(str(e)) from None
     return v
@@ -323,8 +322,6 @@ class DataContractConfig(_Model):
     @field_validator("severity")
     @classmethod
     def _severity(cls, v: dict[str, str]) -> dict[str, str]:
-        from .contract import CHECKS
-
         for check, sev in v.items():
             if check not in CHECKS:
                 raise ValueError(f"unknown check {check!r}{_closest(check, list(CHECKS))}; checks: {', '.join(CHECKS)}")
@@ -342,14 +339,10 @@ class DataContractConfig(_Model):
         return v
 
     def severities(self) -> dict[str, str]:
-        from .contract import CHECKS
-
         return {c: self.severity.get(c, CHECKS[c][0]) for c in CHECKS}
 
-    def policy_for(self, exchange: str):
-        """The contract policy (severities + this exchange's thresholds) as ``contract.Policy``."""
-        from .contract import Policy
-
+    def policy_for(self, exchange: str) -> Policy:
+        """The contract policy (severities + this exchange's thresholds)."""
         over = self.exchanges.get(exchange)
         t = {**self.default.model_dump(), **({k: x for k, x in over.model_dump().items() if x is not None} if over else {})}
         return Policy(severity=self.severities(), **t)
@@ -384,8 +377,6 @@ class MaestroConfig(_Model):
     def _all_strategies(cls, v: Any) -> Any:
         """``strategies: all`` researches the whole catalog (every strategy file, including plugins)."""
         if v == "all":
-            from .strategies import available_strategies
-
             return available_strategies()
         if isinstance(v, str):
             raise ValueError(f"write a list of strategy names (e.g. [ema_cross, rsi]) or 'all', not {v!r}")
@@ -394,8 +385,6 @@ class MaestroConfig(_Model):
     @field_validator("strategies")
     @classmethod
     def _strategies(cls, v: list[str]) -> list[str]:
-        from .strategies import available_strategies
-
         if not v:
             raise ValueError(f"list at least one strategy; available: {', '.join(available_strategies())}")
         avail = available_strategies()
@@ -428,9 +417,10 @@ class MaestroConfig(_Model):
 
 
 
-def _format_error(err: ValidationError, source: str) -> str:
+def _format_error(err: ValidationError, source: str, section: str = "") -> str:
+    """``maestro.yaml: walk_forward.step: <what is wrong>`` (``section`` prefixes the key path of a sub-model)."""
     first = err.errors()[0]
-    loc = ""
+    loc = section
     for part in first["loc"]:
         loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
     msg = first["msg"].removeprefix("Value error, ")
@@ -439,7 +429,16 @@ def _format_error(err: ValidationError, source: str) -> str:
     elif first["type"] == "missing":
         msg = "missing; add it"
     more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
-    return f"{source}: {loc or '<top>'}: {msg}{more}"
+    return f"{source}: {loc}: {msg}{more}" if loc else f"{source}: {msg}{more}"
+
+
+def parse_section(model: type[M], data: Any, where: str) -> M:
+    """One section of the configuration (``SearchConfig``, ``WalkForwardConfig``, ...) from a mapping, with the
+    one-line ``ConfigError`` of ``maestro.yaml`` (``where`` names the section in the message)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_error(e, "maestro.yaml", where)) from None
 
 
 def parse_config(data: Any, source: str = "maestro.yaml") -> MaestroConfig:

@@ -4,9 +4,8 @@ It reads ``maestro.yaml`` (or ``$MAESTRO_CONFIG``); relative paths in it (the la
 the config file's folder, so the UI, the CLI and the tests agree on where the lake is.
 """
 
-from maestro_pipeline.config import config_path, load_config
-
 from assets import build_definitions
+from maestro_pipeline.config import config_path, load_config
 
 _path = config_path()
 defs = build_definitions(load_config(_path), _path.resolve().parent)

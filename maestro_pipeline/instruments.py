@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from .errors import MaestroError
 from .timeframes import timeframe_ms
@@ -64,13 +64,13 @@ class Instrument:
 
     @property
     def start_ms(self) -> int:
-        return int(datetime(self.start.year, self.start.month, self.start.day, tzinfo=timezone.utc).timestamp() * 1000)
+        return int(datetime(self.start.year, self.start.month, self.start.day, tzinfo=UTC).timestamp() * 1000)
 
     @property
     def end_ms(self) -> int | None:
         if self.end is None:
             return None
-        return int(datetime(self.end.year, self.end.month, self.end.day, tzinfo=timezone.utc).timestamp() * 1000)
+        return int(datetime(self.end.year, self.end.month, self.end.day, tzinfo=UTC).timestamp() * 1000)
 
     @property
     def hive(self) -> dict[str, str]:

@@ -26,7 +26,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import DataError
+from .durations import months_between
+from .errors import DataError, MaestroError
 from .instruments import Instrument
 from .schema import BAR_COLUMNS
 
@@ -238,6 +239,32 @@ class Lake:
             lf = lf.filter(pl.col("timestamp") < end_ms)
         df = lf.sort("timestamp").collect()
         return df.select([pl.col(c).cast(t) for c, t in BAR_COLUMNS.items()])
+
+    def months(self, asset: str, inst: Instrument) -> list[str]:
+        """The month partitions of ``asset`` this instrument has files in, sorted."""
+        return sorted({p.parent.name.removeprefix("month=") for p in self.files(asset, inst.hive)})
+
+    def read_contiguous_bars(self, inst: Instrument, asset: str = "validated_bars") -> pl.DataFrame:
+        """All bars of an instrument, refusing to bridge a month missing between its first and last validated
+        month (a failed or never-materialized month is a hole research must not paper over)."""
+        bars = self.read_bars(inst, asset=asset)
+        if bars.height == 0:
+            raise MaestroError(f"{inst.key}: no validated bars yet; materialize raw_candles and validated_bars first")
+        months = self.months(asset, inst)
+        missing = sorted(set(months_between(months[0], months[-1])) - set(months))
+        if missing:
+            raise MaestroError(
+                f"{inst.key}: validated bars are missing for {', '.join(missing)} (failed checks or not materialized); "
+                "research will not bridge the hole — fix and materialize those months"
+            )
+        return bars
+
+    def read_all(self, asset: str, partition: Mapping[str, str] | None = None) -> pl.DataFrame | None:
+        """Every row of ``asset`` below ``partition`` (all its files, schemas unioned), or None without files."""
+        files = self.files(asset, partition)
+        if not files:
+            return None
+        return pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
 
     # ---- catalog ---------------------------------------------------------------------------------
     def catalog_path(self) -> Path:

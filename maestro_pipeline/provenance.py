@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
-from functools import lru_cache
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 
 
-@lru_cache(maxsize=None)
+@cache
 def code_version(*modules: str) -> str:
     """Hash of these modules' source (read once per process): a change to them changes the version."""
     h = hashlib.sha256()

@@ -7,6 +7,8 @@ same instant as a UTC timestamp for humans and SQL; ``source`` names where the r
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -49,3 +51,13 @@ def to_pandas_bars(df: pl.DataFrame) -> pd.DataFrame:
     idx = pd.DatetimeIndex(pd.to_datetime(df["timestamp"].to_numpy(), unit="ms"), name="datetime")
     data = {c: np.asarray(df[c].to_numpy(), dtype=np.float64) for c in OHLCV + DERIVATIVE_COLUMNS if c in df.columns}
     return pd.DataFrame(data, index=idx)
+
+
+def bars_hash(bars: pl.DataFrame) -> str:
+    """Content hash of bars (timestamps, OHLCV and any attached derivatives columns): research's data version."""
+    h = hashlib.sha256()
+    for c in ("timestamp", "open", "high", "low", "close", "volume", *DERIVATIVE_COLUMNS):
+        if c in bars.columns:
+            h.update(c.encode())
+            h.update(np.ascontiguousarray(bars[c].to_numpy()).tobytes())
+    return h.hexdigest()[:16]

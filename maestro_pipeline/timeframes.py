@@ -40,30 +40,6 @@ def bars_per_year(timeframe: str) -> float:
     return YEAR_DAYS * DAY_MS / timeframe_ms(timeframe)
 
 
-def parse_duration_ms(text: str | int, timeframe: str) -> int:
-    """A window length as milliseconds: ``"90d"``, ``"12w"``, ``"36h"`` or a bar count (``500`` / ``"500"``)."""
-    tf = timeframe_ms(timeframe)
-    if isinstance(text, int) and not isinstance(text, bool):
-        if text <= 0:
-            raise MaestroError(f"window length must be positive, got {text}")
-        return text * tf
-    s = str(text).strip().lower()
-    if s.isdigit():
-        return parse_duration_ms(int(s), timeframe)
-    m = re.match(r"^([1-9][0-9]*)\s*(m|h|d|w|bars?)$", s)
-    if not m:
-        raise MaestroError(
-            f"cannot read window length {text!r}: write a bar count (500) or a duration like 90d, 12w, 36h"
-        )
-    n, unit = int(m.group(1)), m.group(2)
-    if unit.startswith("bar"):
-        return n * tf
-    ms = n * _UNIT_MS[unit]
-    if ms < tf:
-        raise MaestroError(f"window length {text!r} is shorter than one {timeframe} bar")
-    return ms
-
-
 def floor_to_bar(ts_ms: int, timeframe: str) -> int:
     """Open time of the bar containing ``ts_ms`` (bars are aligned to the Unix epoch, as exchanges do)."""
     tf = timeframe_ms(timeframe)

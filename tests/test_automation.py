@@ -112,7 +112,7 @@ def test_sensor_reoptimizes_the_live_split_once_when_the_regime_shifts(tmp_path,
     re-split tagged regime-shift, once."""
     import numpy as np
 
-    from maestro_pipeline.research import make_splits
+    from maestro_pipeline.walkforward import make_splits
     from maestro_pipeline.schema import conform
 
     g = Graph(tmp_path, instance)

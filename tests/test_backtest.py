@@ -7,11 +7,11 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from maestro_pipeline.backtest import TRADE_COLUMNS, BacktestResult, Costs, evaluate, index_freq, run_backtest
+from maestro_pipeline.engine import TRADE_COLUMNS, BacktestResult, Costs, evaluate, index_freq, run_backtest
 from maestro_pipeline.errors import MaestroError
 from maestro_pipeline.schema import to_pandas_bars
 from maestro_pipeline.strategies import get_strategy
-from maestro_pipeline.strategies.base import Signals
+from maestro_pipeline.strategies import Signals
 
 
 def make_bars(close: np.ndarray, seed: int = 0) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from maestro_pipeline.errors import MaestroError
 from maestro_pipeline.market import SyntheticMarket
 from maestro_pipeline.schema import to_pandas_bars
 from maestro_pipeline.strategies import available_strategies, get_strategy
-from maestro_pipeline.strategies.base import FloatParam, IntParam, Signals, Strategy
+from maestro_pipeline.strategies import FloatParam, IntParam, Signals, Strategy
 
 from .conftest import NOW_MS
 

@@ -13,12 +13,13 @@ import polars as pl
 import pytest
 
 from assets.partitions import bars_key, research_key
-from maestro_pipeline.config import parse_config
-from maestro_pipeline.contract import CHECKS, RULES, Policy, evaluate, rule_columns
+from maestro_pipeline.config import WalkForwardConfig, parse_config
+from maestro_pipeline.quality import CHECKS, RULES, Policy, evaluate, rule_columns
 from maestro_pipeline.errors import ConfigError
-from maestro_pipeline.ingest import month_bounds
+from maestro_pipeline.durations import month_bounds
 from maestro_pipeline.lake import Lake
-from maestro_pipeline.research import make_splits, run_oos
+from maestro_pipeline.walkforward import make_splits
+from maestro_pipeline.evaluation import run_oos
 from maestro_pipeline.schema import conform
 
 from .conftest import small_config
@@ -186,7 +187,7 @@ def test_config_validates_the_contract_section():
     for bad, msg in [
         ({"severity": {"bar_structure": "warn"}}, "data_contract.severity: check 'bar_structure' cannot be 'warn'; use error"),
         ({"severity": {"gap": "warn"}}, "unknown check 'gap' (did you mean gaps"),
-        ({"default": {"max_gap": "6x"}}, "data_contract.default.max_gap: cannot read window length '6x'"),
+        ({"default": {"max_gap": "6x"}}, "data_contract.default.max_gap: cannot read max_gap '6x'"),
         ({"exchanges": {"binanse": {}}}, "unknown exchange 'binanse' (did you mean binance"),
         ({"gaps": 1}, "data_contract.gaps: unknown key"),
     ]:
@@ -198,7 +199,7 @@ def test_config_validates_the_contract_section():
 def test_splits_flag_windows_with_a_blocking_gap():
     bars = clean(24 * 80, start=M0)
     bars = bars.filter(~pl.col("timestamp").is_between(M0 + 70 * 24 * H, M0 + 70 * 24 * H + 9 * H))  # 10 h gap
-    wf = type("WF", (), {"train": "40d", "test": "20d", "n_splits": 2, "scheme": "rolling", "purge": 0})()
+    wf = WalkForwardConfig(train="40d", test="20d", n_splits=2, scheme="rolling")
     splits, table = make_splits(bars, "1h", wf)
     flagged = table.filter(pl.col("blocking_gap"))
     assert flagged.height == 1 and flagged["test_longest_gap_bars"][0] == 10
@@ -208,7 +209,7 @@ def test_splits_flag_windows_with_a_blocking_gap():
     params = table.select("split", "train_start", "train_end", "test_start", "test_end").with_columns(
         pl.lit('{"fast": 5, "slow": 20}').alias("params"), pl.lit(0.0).alias("train_sharpe"),
         pl.lit(0.0).alias("train_total_return"), pl.lit(0.0).alias("train_max_drawdown"), pl.lit(0).alias("train_trades"))
-    from maestro_pipeline.backtest import Costs
+    from maestro_pipeline.engine import Costs
 
     per_split = run_oos(bars, params, "ema_cross", Costs(0.001, 0.0005), "1h").per_split
     assert per_split["blocking_gap"].to_list() == table["blocking_gap"].to_list()

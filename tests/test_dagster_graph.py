@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from assets import build_definitions
-from maestro_pipeline.research import VERDICT_RANK
+from maestro_pipeline.evaluation import VERDICT_RANK
 from assets.partitions import bars_key, research_key
 from maestro_pipeline.config import parse_config
 from maestro_pipeline.lake import Lake

@@ -10,14 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from maestro_pipeline import fastpath
-from maestro_pipeline.backtest import Costs, evaluate, run_backtest
+from maestro_pipeline import engine, stats
+from maestro_pipeline.engine import Costs, evaluate, run_backtest
 from maestro_pipeline.errors import DataError, MaestroError
 from maestro_pipeline.market import SyntheticMarket
-from maestro_pipeline.metrics import compute_metrics
+from maestro_pipeline.stats import compute_metrics
 from maestro_pipeline.schema import to_pandas_bars
 from maestro_pipeline.strategies import available_strategies, get_strategy
-from maestro_pipeline.strategies.base import Categorical, FloatParam, IntParam, Signals
+from maestro_pipeline.strategies import Categorical, FloatParam, IntParam, Signals
 from maestro_pipeline.timeframes import HOUR_MS
 
 METRICS = ("sharpe", "sortino", "total_return", "cagr", "calmar", "max_drawdown", "vwr")
@@ -54,7 +54,7 @@ def test_simulate_equals_run_backtest_on_random_cases():
     for case in range(320):
         bars, signals, rate, start, fee, slip = random_case(rng)
         ref = run_backtest(bars, Signals(*signals), Costs(fee, slip), start=start)
-        got, n_trades = fastpath.simulate(bars["open"].to_numpy(), bars["close"].to_numpy(), *signals, start, fee, slip,
+        got, n_trades = engine.simulate(bars["open"].to_numpy(), bars["close"].to_numpy(), *signals, start, fee, slip,
                                           funding_rate=rate)
         assert got.shape == (len(bars) - start,)
         np.testing.assert_allclose(got, ref.returns.to_numpy(), rtol=0, atol=1e-10, err_msg=f"case {case}")
@@ -82,7 +82,7 @@ def test_short_that_outgrows_its_cash_is_covered_partially_as_vectorbt_does():
     ref = run_backtest(bars, Signals(le, lx, se, sx), costs)
     assert list(ref.trades["status"]) == ["closed", "open"]  # the partial cover really happened
     assert ref.trades["size"].iloc[0] < ref.trades["size"].sum()
-    got, n_trades = fastpath.simulate(close, close, le, lx, se, sx, 0, costs.fee, costs.slippage)
+    got, n_trades = engine.simulate(close, close, le, lx, se, sx, 0, costs.fee, costs.slippage)
     np.testing.assert_allclose(got, ref.returns.to_numpy(), rtol=0, atol=1e-10)
     assert n_trades == 2
 
@@ -100,7 +100,7 @@ def test_reversals_and_conflicts_match_run_backtest():
     lx[9] = True  # flat
     for fee, slip in ((0.0, 0.0), (0.001, 0.0005), (0.02, 0.01)):
         ref = run_backtest(bars, Signals(le, lx, se, sx), Costs(fee, slip))
-        got, n_trades = fastpath.simulate(bars["open"], bars["close"], le, lx, se, sx, 0, fee, slip)
+        got, n_trades = engine.simulate(bars["open"], bars["close"], le, lx, se, sx, 0, fee, slip)
         np.testing.assert_allclose(got, ref.returns.to_numpy(), rtol=0, atol=1e-10)
         assert n_trades == len(ref.trades) == 3  # long, short (reversal), long; closed
 
@@ -155,13 +155,13 @@ def test_evaluate_fast_equals_evaluate_for_every_strategy(name, sbars):
     strategy = get_strategy(name)
     rng = np.random.default_rng(sum(map(ord, name)))
     costs = Costs(0.001, 0.0005)
-    arrays = fastpath.bar_arrays(sbars)
+    arrays = engine.bar_arrays(sbars)
     start, end = 1200, len(sbars) - 5
     total_trades = 0
     for params in [strategy.check({}), sample_params(strategy, rng), sample_params(strategy, rng)]:
         ref = evaluate(sbars, strategy, params, start, end, costs)
         for arr in (None, arrays):
-            got, n_trades = fastpath.evaluate_fast(sbars, strategy, params, start, end, costs, arrays=arr)
+            got, n_trades = engine.evaluate_fast(sbars, strategy, params, start, end, costs, arrays=arr)
             np.testing.assert_allclose(got, ref.returns.to_numpy(), rtol=0, atol=1e-10, err_msg=f"{name} {params}")
             assert n_trades == ref.n_trades, f"{name} {params}"
         total_trades += n_trades
@@ -174,7 +174,7 @@ def test_evaluate_fast_without_funding_column_and_from_the_first_bar(sbars):
     costs = Costs(0.002, 0.001)
     for start, end in ((0, 600), (50, 900), (899, 900)):
         ref = evaluate(bars, strategy, {"fast": 5, "slow": 20}, start, end, costs)
-        got, n_trades = fastpath.evaluate_fast(bars, strategy, {"fast": 5, "slow": 20}, start, end, costs)
+        got, n_trades = engine.evaluate_fast(bars, strategy, {"fast": 5, "slow": 20}, start, end, costs)
         np.testing.assert_allclose(got, ref.returns.to_numpy(), rtol=0, atol=1e-10)
         assert n_trades == ref.n_trades
     assert n_trades == 0 and np.all(got == 0)  # one bar: nothing can fill
@@ -215,10 +215,10 @@ def test_grid_returns_equals_looping_evaluate_fast(name, sbars):
         params_list = [strategy.check({})] + [sample_params(strategy, rng) for _ in range(4)]
     costs = Costs(0.001, 0.0005)
     for start, end in ((0, 800), (900, 1500)):
-        returns, n_trades = fastpath.grid_returns(sbars, strategy, params_list, start, end, costs)
+        returns, n_trades = engine.grid_returns(sbars, strategy, params_list, start, end, costs)
         assert returns.shape == (end - start, len(params_list)) and n_trades.shape == (len(params_list),)
         for k, params in enumerate(params_list):
-            want, want_trades = fastpath.evaluate_fast(sbars, strategy, params, start, end, costs)
+            want, want_trades = engine.evaluate_fast(sbars, strategy, params, start, end, costs)
             np.testing.assert_array_equal(returns[:, k], want)
             assert n_trades[k] == want_trades
         # and one column straight against the vectorbt engine
@@ -232,11 +232,11 @@ def test_grid_returns_equals_looping_evaluate_fast(name, sbars):
 
 def _assert_metrics_equal(r: np.ndarray, ppy: float) -> None:
     ref = compute_metrics(r, ppy)
-    got = fastpath.fast_metrics(r, ppy)
+    got = stats.fast_metrics(r, ppy)
     assert set(got) == set(METRICS)
     for key in METRICS:
         assert got[key] == pytest.approx(ref[key], rel=1e-9, abs=1e-12), key
-        assert fastpath.score(r, key, ppy) == got[key]
+        assert stats.score(r, key, ppy) == got[key]
 
 
 def test_fast_metrics_equal_compute_metrics_on_random_series():
@@ -252,7 +252,7 @@ def test_fast_metrics_equal_compute_metrics_on_random_series():
 
 def test_fast_metrics_equal_compute_metrics_on_backtest_returns(sbars):
     strategy = get_strategy("ema_cross")
-    returns, _ = fastpath.grid_returns(sbars, strategy, [{"fast": 12, "slow": 26}, {"fast": 2, "slow": 10}],
+    returns, _ = engine.grid_returns(sbars, strategy, [{"fast": 12, "slow": 26}, {"fast": 2, "slow": 10}],
                                        300, 2000, Costs(0.001, 0.0005))
     for k in range(returns.shape[1]):
         _assert_metrics_equal(returns[:, k], 8760.0)
@@ -275,11 +275,11 @@ def test_fast_metrics_edge_cases(r):
 
 def test_metric_and_score_inputs_are_checked():
     with pytest.raises(MaestroError, match="objective"):
-        fastpath.score(np.zeros(3), "profit", 8760.0)
+        stats.score(np.zeros(3), "profit", 8760.0)
     with pytest.raises(MaestroError, match="NaN"):
-        fastpath.fast_metrics(np.array([0.1, np.nan]), 8760.0)
+        stats.fast_metrics(np.array([0.1, np.nan]), 8760.0)
     with pytest.raises(MaestroError, match="periods_per_year"):
-        fastpath.score(np.zeros(3), "sharpe", 0)
+        stats.score(np.zeros(3), "sharpe", 0)
 
 
 # ----------------------------------------------------------------------------- input errors
@@ -289,35 +289,35 @@ def test_simulate_rejects_bad_inputs_with_a_fix():
     o = c = np.full(10, 100.0)
     z = np.zeros(10, bool)
     with pytest.raises(MaestroError, match=r"short_exits has shape \(9,\), expected \(10,\)"):
-        fastpath.simulate(o, c, z, z, z, z[:9], 0, 0.001, 0.0)
+        engine.simulate(o, c, z, z, z, z[:9], 0, 0.001, 0.0)
     with pytest.raises(MaestroError, match=r"close has shape \(8,\)"):
-        fastpath.simulate(o, c[:8], z, z, z, z, 0, 0.001, 0.0)
+        engine.simulate(o, c[:8], z, z, z, z, 0, 0.001, 0.0)
     for start in (-1, 10, 2.5):
         with pytest.raises(MaestroError, match="0 <= start < 10"):
-            fastpath.simulate(o, c, z, z, z, z, start, 0.001, 0.0)
+            engine.simulate(o, c, z, z, z, z, start, 0.001, 0.0)
     with pytest.raises(MaestroError, match=r"fee=1\.5 must be a fraction in \[0, 1\)"):
-        fastpath.simulate(o, c, z, z, z, z, 0, 1.5, 0.0)
+        engine.simulate(o, c, z, z, z, z, 0, 1.5, 0.0)
     with pytest.raises(MaestroError, match="slippage"):
-        fastpath.simulate(o, c, z, z, z, z, 0, 0.0, -0.1)
+        engine.simulate(o, c, z, z, z, z, 0, 0.0, -0.1)
     bad = o.copy()
     bad[5] = np.nan
     with pytest.raises(DataError, match="clean the data"):
-        fastpath.simulate(bad, c, z, z, z, z, 0, 0.001, 0.0)
-    fastpath.simulate(bad, c, z, z, z, z, 6, 0.001, 0.0)  # outside the window: fine, as in run_backtest
+        engine.simulate(bad, c, z, z, z, z, 0, 0.001, 0.0)
+    engine.simulate(bad, c, z, z, z, z, 6, 0.001, 0.0)  # outside the window: fine, as in run_backtest
     with pytest.raises(DataError, match="funding_rate has infinite values"):
-        fastpath.simulate(o, c, z, z, z, z, 0, 0.001, 0.0, funding_rate=np.r_[np.inf, np.zeros(9)])
+        engine.simulate(o, c, z, z, z, z, 0, 0.001, 0.0, funding_rate=np.r_[np.inf, np.zeros(9)])
 
 
 def test_window_and_grid_errors(sbars):
     strategy = get_strategy("ema_cross")
     costs = Costs()
     with pytest.raises(MaestroError, match="window"):
-        fastpath.evaluate_fast(sbars, strategy, {}, 100, 100, costs)
+        engine.evaluate_fast(sbars, strategy, {}, 100, 100, costs)
     with pytest.raises(MaestroError, match="window"):
-        fastpath.grid_returns(sbars, strategy, [{}], 0, len(sbars) + 1, costs)
+        engine.grid_returns(sbars, strategy, [{}], 0, len(sbars) + 1, costs)
     with pytest.raises(MaestroError, match="empty"):
-        fastpath.grid_returns(sbars, strategy, [], 0, 100, costs)
+        engine.grid_returns(sbars, strategy, [], 0, 100, costs)
     with pytest.raises(MaestroError, match="fast .* must be smaller than slow"):
-        fastpath.grid_returns(sbars, strategy, [{"fast": 30, "slow": 20}], 0, 100, costs)
+        engine.grid_returns(sbars, strategy, [{"fast": 30, "slow": 20}], 0, 100, costs)
     with pytest.raises(MaestroError, match="bar_arrays"):
-        fastpath.evaluate_fast(sbars, strategy, {}, 0, 100, costs, arrays={"open": sbars["open"].to_numpy()})
+        engine.evaluate_fast(sbars, strategy, {}, 0, 100, costs, arrays={"open": sbars["open"].to_numpy()})

@@ -8,7 +8,8 @@ import polars as pl
 import pytest
 
 from maestro_pipeline.errors import DataError
-from maestro_pipeline.ingest import ingest_month, month_bounds, month_of
+from maestro_pipeline.market import ingest_month
+from maestro_pipeline.durations import month_bounds, month_of
 from maestro_pipeline.instruments import Instrument
 from maestro_pipeline.market import SyntheticMarket
 

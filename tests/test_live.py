@@ -7,8 +7,8 @@ import polars as pl
 import pytest
 
 from maestro_pipeline.config import RegimesConfig, WalkForwardConfig
-from maestro_pipeline.live import live_split
-from maestro_pipeline.research import make_splits, plan_research
+from maestro_pipeline.walkforward import live_split
+from maestro_pipeline.walkforward import make_splits, plan_research
 from maestro_pipeline.schema import conform
 from maestro_pipeline.timeframes import DAY_MS, HOUR_MS
 

@@ -15,7 +15,7 @@ import pytest
 
 from maestro_pipeline.errors import DataError, MaestroError
 from maestro_pipeline.market import CcxtSource, RetryPolicy, SyntheticMarket
-from maestro_pipeline.market.ccxt_source import api_credentials
+from maestro_pipeline.market import api_credentials
 from tests.standin import standin  # noqa: F401  (fixture)
 from tests.standin.graph import FAST, StandInGraph, checksum, failure_message, materialization_metadata
 

@@ -11,16 +11,7 @@ import pytest
 import quantstats as qs
 
 from maestro_pipeline.errors import MaestroError
-from maestro_pipeline.metrics import (
-    METRIC_CONVENTIONS,
-    METRIC_KEYS,
-    VWR_SDEV_MAX,
-    VWR_TAU,
-    backtrader_period_keys,
-    backtrader_tann,
-    backtrader_vwr,
-    compute_metrics,
-)
+from maestro_pipeline.stats import METRIC_CONVENTIONS, METRIC_KEYS, VWR_SDEV_MAX, VWR_TAU, backtrader_period_keys, backtrader_tann, backtrader_vwr, compute_metrics
 
 
 def sample_returns(n: int, seed: int, freq: str = "h", drift: float = 0.0002) -> pd.Series:

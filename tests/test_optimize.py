@@ -9,10 +9,11 @@ import optuna
 import pandas as pd
 import pytest
 
-from maestro_pipeline.backtest import Costs, evaluate
+from maestro_pipeline.config import SearchConfig, parse_section
+from maestro_pipeline.engine import Costs, evaluate
 from maestro_pipeline.errors import MaestroError
-from maestro_pipeline.metrics import compute_metrics
-from maestro_pipeline.optimize import LEDGER_COLUMNS, NO_TRADES_SCORE, search_split, suggest
+from maestro_pipeline.stats import compute_metrics
+from maestro_pipeline.search import LEDGER_COLUMNS, NO_TRADES_SCORE, search_split, suggest
 from maestro_pipeline.strategies import get_strategy
 
 PPY = 8760.0
@@ -34,10 +35,10 @@ def bars() -> pd.DataFrame:
     return random_bars(2500, seed=21)
 
 
-def run(bars, seed=7, n_trials=16, name="ema_cross", **kw):
-    return search_split(
-        bars, get_strategy(name), 1000, 2500, n_trials=n_trials, seed=seed, costs=Costs(), periods_per_year=PPY, **kw
-    )
+def run(bars, seed=7, n_trials=16, name="ema_cross", warm_start=None, **search):
+    cfg = parse_section(SearchConfig, {"n_trials": n_trials, **search}, "search")
+    return search_split(bars, get_strategy(name), 1000, 2500, cfg, seed=seed, costs=Costs(), periods_per_year=PPY,
+                        warm_start=warm_start)
 
 
 def test_same_seed_same_search_and_ledger_shape(bars):
@@ -107,9 +108,7 @@ def test_pruned_trials_in_a_real_search_have_no_value(bars):
 def test_no_trades_scores_the_penalty():
     flat = random_bars(1500, seed=1)
     flat[["open", "high", "low", "close"]] = 100.0  # EMAs never cross
-    res = search_split(
-        flat, get_strategy("ema_cross"), 500, 1500, n_trials=4, seed=0, costs=Costs(), periods_per_year=PPY
-    )
+    res = search_split(flat, get_strategy("ema_cross"), 500, 1500, parse_section(SearchConfig, {"n_trials": 4}, "search"), seed=0, costs=Costs(), periods_per_year=PPY)
     ok = res.ledger[res.ledger["state"] == "COMPLETE"]
     assert (ok["value"] == NO_TRADES_SCORE).all() and (ok["n_trades"] == 0).all()
     assert (ok["sharpe"] == 0.0).all()  # the real metric is kept in the ledger
@@ -125,6 +124,6 @@ def test_bad_requests_raise_maestro_errors(bars):
         run(bars, warm_start={"fast": 50, "slow": 20})
     s = get_strategy("ema_cross")
     with pytest.raises(MaestroError, match="warm-up"):  # smallest ema_cross warm-up is 40 bars
-        search_split(bars, s, 0, 30, n_trials=3, seed=0, costs=Costs(), periods_per_year=PPY)
+        search_split(bars, s, 0, 30, parse_section(SearchConfig, {"n_trials": 3}, "search"), seed=0, costs=Costs(), periods_per_year=PPY)
     with pytest.raises(MaestroError, match="window"):
-        search_split(bars, s, 100, 5000, n_trials=3, seed=0, costs=Costs(), periods_per_year=PPY)
+        search_split(bars, s, 100, 5000, parse_section(SearchConfig, {"n_trials": 3}, "search"), seed=0, costs=Costs(), periods_per_year=PPY)

@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from maestro_pipeline import reports
+from maestro_pipeline import reporting as reports
+from maestro_pipeline.reporting import charts, param_charts
+from maestro_pipeline.reporting import quantstats as qs_tables
 from maestro_pipeline.errors import MaestroError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -237,7 +239,7 @@ def test_write_tearsheet_html_365_title_quiet_and_leaves_global_state(tmp_path, 
 
 
 def test_write_tearsheet_is_atomic_when_quantstats_fails(tmp_path, monkeypatch):
-    qs = reports._quantstats()
+    qs = qs_tables.quantstats()
     calls = []
 
     def broken_html(returns, *args, output=None, **kwargs):
@@ -265,7 +267,7 @@ def test_write_tearsheet_is_atomic_when_quantstats_fails(tmp_path, monkeypatch):
 
 
 def test_write_tearsheet_replaces_old_file_on_success(tmp_path, monkeypatch):
-    qs = reports._quantstats()
+    qs = qs_tables.quantstats()
 
     def fake_html(returns, *args, output=None, title="", periods_per_year=None, **kwargs):
         with open(output, "w", encoding="utf-8") as fh:
@@ -313,8 +315,8 @@ def test_thin_keeps_drawdown_troughs():
     idx = pd.date_range("2024-01-01", periods=10_000, freq="min")
     dd = pd.Series(0.0, index=idx)
     dd.iloc[4321] = -0.37
-    thin = reports._thin(dd, "min")
-    assert len(thin) <= reports._MAX_PLOT_POINTS
+    thin = charts._thin(dd, "min")
+    assert len(thin) <= charts._MAX_PLOT_POINTS
     assert thin.min() == -0.37
     assert thin.index[-1] == idx[-1]
 
@@ -326,12 +328,12 @@ def test_quantstats_is_imported_lazily_and_does_not_restyle_matplotlib():
 
     code = (
         "import sys, matplotlib\n"
-        "import maestro_pipeline.reports as R\n"
+        "import maestro_pipeline.reporting.quantstats as R\n"
         "assert 'quantstats' not in sys.modules, 'quantstats imported eagerly'\n"
         "assert R.QUANTSTATS_CONVENTIONS['periods_per_year'] == 365\n"
         "assert R.QUANTSTATS_CONVENTIONS['library'].startswith('quantstats 0.')\n"
         "before = {k: str(v) for k, v in matplotlib.rcParams.items()}\n"
-        "R._quantstats()\n"
+        "R.quantstats()\n"
         "assert 'quantstats' in sys.modules\n"
         "after = {k: str(v) for k, v in matplotlib.rcParams.items()}\n"
         "assert before == after, sorted(k for k in before if before[k] != after[k])\n"
@@ -527,7 +529,7 @@ def test_candles_figure_window_one_marker_per_entry_and_closed_exits():
         (400, 410, "short", "closed"),
         (450, 499, "short", "open"),     # open: entry marker, no exit marker
     ])
-    fig = reports._candles_figure(bars, trades, "t", max_candles=400)
+    fig = charts._candles_figure(bars, trades, "t", max_candles=400)
     bodies = [c for c in fig.axes[0].collections if isinstance(c, PolyCollection) and not c.get_gid()]
     assert len(bodies) == 1 and len(bodies[0].get_paths()) == 400  # last 400 candles
 
@@ -545,7 +547,7 @@ def test_candles_figure_window_one_marker_per_entry_and_closed_exits():
     # trade times as strings (how the lake stores them) and a tz-aware bar index give the same markers
     t2 = trades.astype({"entry_time": str, "exit_time": str})
     b2 = bars.tz_localize("UTC").rename(columns=str.capitalize)
-    fig2 = reports._candles_figure(b2, t2, "t", max_candles=400)
+    fig2 = charts._candles_figure(b2, t2, "t", max_candles=400)
     assert np.allclose(_offsets(fig2, "long_entries"), longs) and len(_offsets(fig2, "exits")) == 4
 
 
@@ -604,7 +606,7 @@ def test_param_heatmap_cell_colour_is_position_in_search_range():
         {"split": 1, "fast": 60, "k": 2.0, "ma": "wma", "fixed": 7},  # wma: not a choice -> grey cell
     ]
     space = {"fast": (2, 60), "k": (1.0, 3.5), "ma": ["sma", "ema", "hma"]}
-    fig, pos = reports._heatmap_figure(splits, space, "t")
+    fig, pos = param_charts._heatmap_figure(splits, space, "t")
     im = fig.axes[0].images[0]
     shown = np.ma.filled(im.get_array().astype(float), np.nan)
     # rows = params in space order, columns = splits sorted: 0, 1, 2
@@ -631,10 +633,10 @@ def test_param_heatmap_cell_colour_is_position_in_search_range():
 
 
 def test_param_heatmap_accepts_strategy_param_specs():
-    from maestro_pipeline.strategies.base import Categorical, FloatParam, IntParam
+    from maestro_pipeline.strategies import Categorical, FloatParam, IntParam
 
     space = {"w": IntParam(5, 105), "s": FloatParam(0.01, 1.0, log=True), "c": Categorical(("a", "b"))}
-    _, pos = reports._heatmap_figure([{"w": 30, "s": 0.1, "c": "b"}], space)
+    _, pos = param_charts._heatmap_figure([{"w": 30, "s": 0.1, "c": "b"}], space)
     np.testing.assert_allclose(pos[:, 0], [0.25, 0.5, 1.0], atol=1e-12)  # log range: 0.1 is the middle
 
 
@@ -646,7 +648,7 @@ def test_param_surface_marks_best_and_renders():
     trials["value"] = -((trials["fast"] - 20) ** 2) / 100 - ((trials["slow"] - 90) ** 2) / 1000
     trials.loc[3, "value"] = np.nan  # a failed trial
     best = trials.loc[trials["value"].idxmax()].to_dict()
-    fig = reports._surface_figure(trials, "fast", "slow", best)
+    fig = param_charts._surface_figure(trials, "fast", "slow", best)
     ax = fig.axes[0]
     star = _offsets(fig, "best")
     assert star.tolist() == [[best["fast"], best["slow"]]]

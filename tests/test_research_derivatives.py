@@ -6,7 +6,8 @@ import math
 
 import polars as pl
 
-from maestro_pipeline.research import attach_derivatives, bars_hash
+from maestro_pipeline.market import attach_derivatives
+from maestro_pipeline.schema import bars_hash
 from maestro_pipeline.schema import conform, to_pandas_bars
 from maestro_pipeline.strategies import get_strategy
 

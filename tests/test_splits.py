@@ -15,14 +15,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from maestro_pipeline.config import WalkForwardConfig, parse_config
+from maestro_pipeline.config import WalkForwardConfig, parse_config, parse_section
 from maestro_pipeline.errors import ConfigError, MaestroError
-from maestro_pipeline.research import make_splits, splits_from_table
-from maestro_pipeline.splits import (
-    Length, Split, add_months, check_window_fits, next_split_ready_ms, next_test_end_ms, parse_length, plan_splits,
-    shortest_train_bars, walk_forward_splits, window_params_over,
-)
-from maestro_pipeline.strategies.base import FloatParam, IntParam
+from maestro_pipeline.walkforward import make_splits, splits_from_table
+from maestro_pipeline.durations import Length, add_months, parse_length
+from maestro_pipeline.walkforward import Split, next_test_end_ms, plan_splits
+from maestro_pipeline.search import check_window_fits, shortest_train_bars, window_params_over
+from maestro_pipeline.strategies import FloatParam, IntParam
 from maestro_pipeline.timeframes import DAY_MS, HOUR_MS
 
 from .conftest import small_config
@@ -39,10 +38,13 @@ def hourly(start: int, end: int) -> np.ndarray:
     return np.arange(start, end, HOUR_MS, dtype=np.int64)
 
 
+def wf(over: dict) -> WalkForwardConfig:
+    return parse_section(WalkForwardConfig, over, "walk_forward")
+
+
 def _splits(days: float, **kw):
-    args = dict(train_ms=40 * DAY_MS, test_ms=10 * DAY_MS, n_splits=4, timeframe_ms=HOUR_MS)
-    args.update(kw)
-    return walk_forward_splits(START, START + int(days * DAY_MS), **args)
+    return plan_splits(hourly(START, START + int(days * DAY_MS)), None, "1h",
+                       wf({"train": "40d", "test": "10d", "n_splits": 4, **kw}))
 
 
 def _check_basic(sp: list[Split]) -> None:
@@ -75,20 +77,19 @@ def test_grid_is_stable_as_data_grows():
     grown = _splits(210)         # one whole test window more: one new split, older ones keep boundaries
     assert grown[-1].test_start == before[-1].test_end
     assert [(s.train_start, s.test_start) for s in grown[:-1]] == [(s.train_start, s.test_start) for s in before[1:]]
-    assert next_split_ready_ms(before, 10 * DAY_MS) == grown[-1].test_end
-    assert next_test_end_ms(before, "1h", "10d") == grown[-1].test_end
+    assert next_test_end_ms(before, "1h", wf({"train": "40d", "test": "10d"})) == grown[-1].test_end
 
 
 def test_anchored_and_purge():
-    sp = _splits(200, scheme="anchored", purge_ms=2 * DAY_MS)
+    sp = _splits(200, scheme="anchored", purge="2d")
     assert {s.train_start for s in sp} == {START}  # expanding: same start, the origin
     for s in sp:
         assert s.test_start - s.train_end == 2 * DAY_MS
 
 
 def test_first_day_is_whole():
-    sp = walk_forward_splits(START + 5 * HOUR_MS, START + 100 * DAY_MS, train_ms=40 * DAY_MS, test_ms=10 * DAY_MS,
-                             n_splits=50, timeframe_ms=HOUR_MS)
+    sp = plan_splits(hourly(START + 5 * HOUR_MS, START + 100 * DAY_MS), None, "1h",
+                     wf({"train": "40d", "test": "10d", "n_splits": 50}))
     assert sp[0].train_start == START + DAY_MS
 
 
@@ -97,7 +98,7 @@ def test_too_little_data_is_a_clear_error():
     with pytest.raises(MaestroError, match=r"not enough data for one walk-forward split: need about 50 days .*2025-02-20"):
         _splits(45)
     with pytest.raises(MaestroError, match="not enough data"):
-        plan_splits(hourly(START, START + 45 * DAY_MS), None, "1h", train="40d", test="10d")
+        plan_splits(hourly(START, START + 45 * DAY_MS), None, "1h", wf({"train": "40d", "test": "10d"}))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -105,7 +106,7 @@ def test_too_little_data_is_a_clear_error():
 # ---------------------------------------------------------------------------------------------------
 def test_bar_count_lengths_are_exact():
     ts = hourly(START, START + 60 * DAY_MS)  # 1440 bars
-    sp = plan_splits(ts, None, "1h", train=500, test="100", n_splits=3)
+    sp = plan_splits(ts, None, "1h", wf({"train": 500, "test": "100", "n_splits": 3}))
     # grid: test k starts at bar 500 + 100k; complete while 600 + 100k <= 1440 -> k = 0..8, the last 3 are 6, 7, 8
     assert [(s.test_start - START) // HOUR_MS for s in sp] == [1100, 1200, 1300]
     for s in sp:
@@ -116,13 +117,13 @@ def test_bar_count_lengths_are_exact():
 
 def test_calendar_months_are_the_real_months():
     ts = hourly(utc(2024, 11, 1), utc(2025, 5, 1))
-    sp = plan_splits(ts, None, "1h", train="3M", test="1mo", n_splits=10)
+    sp = plan_splits(ts, None, "1h", wf({"train": "3M", "test": "1mo", "n_splits": 10}))
     assert [(s.test_start, s.test_end) for s in sp] == [
         (utc(2025, 2, 1), utc(2025, 3, 1)), (utc(2025, 3, 1), utc(2025, 4, 1)), (utc(2025, 4, 1), utc(2025, 5, 1))]
     assert [s.train_start for s in sp] == [utc(2024, 11, 1), utc(2024, 12, 1), utc(2025, 1, 1)]
     assert [s.train_end for s in sp] == [s.test_start for s in sp]
     # data starting mid-month: origin is the next whole day (Nov 16), + 3 months = Feb 16, snapped to Mar 1
-    late = plan_splits(hourly(utc(2024, 11, 15, 5), utc(2025, 5, 1)), None, "1h", train="3M", test="1M", n_splits=10)
+    late = plan_splits(hourly(utc(2024, 11, 15, 5), utc(2025, 5, 1)), None, "1h", wf({"train": "3M", "test": "1M", "n_splits": 10}))
     assert [s.test_start for s in late] == [utc(2025, 3, 1), utc(2025, 4, 1)]
     assert late[0].train_start == utc(2024, 12, 1) >= utc(2024, 11, 16)
 
@@ -138,42 +139,42 @@ def test_month_units_and_arithmetic():
 
 def test_step_longer_than_test_leaves_gaps_and_month_step_with_short_test():
     ts = hourly(START, START + 120 * DAY_MS)
-    sp = plan_splits(ts, None, "1h", train="30d", test="10d", step="15d", n_splits=20)
+    sp = plan_splits(ts, None, "1h", wf({"train": "30d", "test": "10d", "step": "15d", "n_splits": 20}))
     _check_basic(sp)
     # test k starts at day 30 + 15k and needs 10 days: 40 + 15k <= 120 -> k = 0..5
     assert [(s.test_start - START) // DAY_MS for s in sp] == [30, 45, 60, 75, 90, 105]
     assert all(s.test_end - s.test_start == 10 * DAY_MS for s in sp)
-    weekly = plan_splits(hourly(utc(2025, 1, 1), utc(2025, 6, 1)), None, "1h", train="30d", test="7d", step="1M", n_splits=9)
+    weekly = plan_splits(hourly(utc(2025, 1, 1), utc(2025, 6, 1)), None, "1h", wf({"train": "30d", "test": "7d", "step": "1M", "n_splits": 9}))
     assert [(s.test_start, s.test_end) for s in weekly] == [(utc(2025, m, 1), utc(2025, m, 8)) for m in (2, 3, 4, 5)]
 
 
 def test_step_shorter_than_test_is_refused():
     ts = hourly(START, START + 200 * DAY_MS)
-    with pytest.raises(MaestroError, match=r"^step 20d is shorter than test 30d: test windows would overlap"):
-        plan_splits(ts, None, "1h", train="40d", test="30d", step="20d")
+    with pytest.raises(MaestroError, match=r"^maestro.yaml: walk_forward: step 20d is shorter than test 30d: test windows would overlap"):
+        plan_splits(ts, None, "1h", wf({"train": "40d", "test": "30d", "step": "20d"}))
     with pytest.raises(MaestroError, match="step 1M is shorter than test 2M"):
-        plan_splits(ts, None, "1h", train="40d", test="2M", step="1M")
+        plan_splits(ts, None, "1h", wf({"train": "40d", "test": "2M", "step": "1M"}))
     with pytest.raises(MaestroError, match="step 30d is shorter than test 1M"):  # a 31-day month would overlap
-        plan_splits(ts, None, "1h", train="40d", test="1M", step="30d")
+        plan_splits(ts, None, "1h", wf({"train": "40d", "test": "1M", "step": "30d"}))
     with pytest.raises(MaestroError, match="step 10 bars is shorter than test 1d"):
-        plan_splits(ts, None, "1h", train="40d", test="1d", step=10)
-    assert len(plan_splits(ts, None, "1h", train="40d", test="1M", step="31d", n_splits=99)) > 1
+        plan_splits(ts, None, "1h", wf({"train": "40d", "test": "1d", "step": 10}))
+    assert len(plan_splits(ts, None, "1h", wf({"train": "40d", "test": "1M", "step": "31d", "n_splits": 99}))) > 1
 
 
 def test_unknown_unit_and_bad_lengths_are_one_line_errors():
     ts = hourly(START, START + 200 * DAY_MS)
     with pytest.raises(MaestroError, match=r"cannot read window length '3q': unknown unit 'q'; write a bar count"):
-        plan_splits(ts, None, "1h", train="3q")
+        plan_splits(ts, None, "1h", wf({"train": "3q"}))
     with pytest.raises(MaestroError, match=r"cannot read embargo '1 fortnight'"):
-        plan_splits(ts, None, "1h", embargo="1 fortnight")
+        plan_splits(ts, None, "1h", wf({"embargo": "1 fortnight"}))
     with pytest.raises(MaestroError, match="window length must be positive"):
-        plan_splits(ts, None, "1h", test=0)
+        plan_splits(ts, None, "1h", wf({"test": 0}))
     with pytest.raises(MaestroError, match="shorter than one bar"):
-        plan_splits(ts, None, "1h", test="30m")
-    with pytest.raises(MaestroError, match="unknown walk-forward scheme 'expanding'"):
-        plan_splits(ts, None, "1h", scheme="expanding")
+        plan_splits(ts, None, "1h", wf({"test": "30m"}))
+    with pytest.raises(MaestroError, match="walk_forward.scheme: Input should be 'rolling', 'anchored' or 'adaptive'"):
+        plan_splits(ts, None, "1h", wf({"scheme": "expanding"}))
     with pytest.raises(MaestroError, match="adaptive scheme needs one close per bar"):
-        plan_splits(ts, None, "1h", scheme="adaptive")
+        plan_splits(ts, None, "1h", wf({"scheme": "adaptive"}))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -181,14 +182,14 @@ def test_unknown_unit_and_bad_lengths_are_one_line_errors():
 # ---------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("purge, gap", [(24, 24 * HOUR_MS), ("36h", 36 * HOUR_MS), ("2d", 2 * DAY_MS)])
 def test_purge_gap_is_exact(purge, gap):
-    sp = plan_splits(hourly(START, START + 200 * DAY_MS), None, "1h", train="40d", test="10d", purge=purge, n_splits=5)
+    sp = plan_splits(hourly(START, START + 200 * DAY_MS), None, "1h", wf({"train": "40d", "test": "10d", "purge": purge, "n_splits": 5}))
     _check_basic(sp)
     for s in sp:
         assert s.test_start - s.train_end == gap and s.train_end - s.train_start == 40 * DAY_MS
 
 
 def test_purge_in_months():
-    sp = plan_splits(hourly(utc(2024, 1, 1), utc(2024, 9, 1)), None, "1h", train="2M", test="1M", purge="1M", n_splits=3)
+    sp = plan_splits(hourly(utc(2024, 1, 1), utc(2024, 9, 1)), None, "1h", wf({"train": "2M", "test": "1M", "purge": "1M", "n_splits": 3}))
     # first test: Jan 1 + 2M + 1M = Apr 1; the last three complete tests are Jun, Jul, Aug
     assert [(s.train_start, s.train_end, s.test_start) for s in sp] == [
         (utc(2024, 3, 1), utc(2024, 5, 1), utc(2024, 6, 1)),
@@ -197,7 +198,7 @@ def test_purge_in_months():
 
 
 def test_embargo_zones_by_hand():
-    sp = plan_splits(hourly(START, START + 200 * DAY_MS), None, "1h", train="40d", test="10d", embargo="2d", n_splits=16)
+    sp = plan_splits(hourly(START, START + 200 * DAY_MS), None, "1h", wf({"train": "40d", "test": "10d", "embargo": "2d", "n_splits": 16}))
     # test k starts at day 40 + 10k (k = 0..15); earlier test ends inside split k's train [t-40d, t) are
     # t-40d (k >= 5), t-30d (k >= 4), t-20d (k >= 3), t-10d (k >= 2); each excludes the next 2 days
     assert len(sp) == 16
@@ -208,11 +209,10 @@ def test_embargo_zones_by_hand():
 
 
 def test_embargo_zones_touching_are_merged_and_anchored_lists_all():
-    sp = plan_splits(hourly(START, START + 200 * DAY_MS), None, "1h", train="40d", test="10d", embargo="10d", n_splits=3)
+    sp = plan_splits(hourly(START, START + 200 * DAY_MS), None, "1h", wf({"train": "40d", "test": "10d", "embargo": "10d", "n_splits": 3}))
     for s in sp:  # zones [t-40d, t-30d), ..., [t-10d, t) touch: one zone covering the whole train window
         assert s.exclude == ((s.train_start, s.train_end),)
-    anch = plan_splits(hourly(START, START + 100 * DAY_MS), None, "1h", train="40d", test="10d", embargo="1d",
-                       scheme="anchored", n_splits=6)
+    anch = plan_splits(hourly(START, START + 100 * DAY_MS), None, "1h", wf({"train": "40d", "test": "10d", "embargo": "1d", "scheme": "anchored", "n_splits": 6}))
     # tests start at day 40..90; split k's train [0, 40 + 10k) holds the ends of tests 0..k-2 at day 50, 60, ...
     for k, s in enumerate(anch):
         assert list(s.exclude) == [(START + d * DAY_MS, START + (d + 1) * DAY_MS) for d in range(50, 40 + 10 * k, 10)]
@@ -221,7 +221,7 @@ def test_embargo_zones_touching_are_merged_and_anchored_lists_all():
 @pytest.mark.parametrize("scheme", ["rolling", "anchored"])
 def test_no_train_bar_inside_an_earlier_embargo_zone(scheme):
     ts = hourly(START, START + 150 * DAY_MS)
-    sp = plan_splits(ts, None, "1h", train="30d", test="7d", step="8d", embargo="3d", purge="12h", scheme=scheme, n_splits=40)
+    sp = plan_splits(ts, None, "1h", wf({"train": "30d", "test": "7d", "step": "8d", "embargo": "3d", "purge": "12h", "scheme": scheme, "n_splits": 40}))
     _check_basic(sp)
     for i, s in enumerate(sp):
         train = ts[(ts >= s.train_start) & (ts < s.train_end)]
@@ -255,18 +255,18 @@ def test_make_splits_table_round_trips_exclude():
 def test_parts_mode_by_hand():
     ts = hourly(START + 3 * HOUR_MS, START + 24 * HOUR_MS + 103 * HOUR_MS)  # origin = START + 1 day; 103 h after it
     o = START + DAY_MS
-    sp = plan_splits(ts, None, "1h", mode="parts", n_splits=3, train_parts=2, test_parts=1)
+    sp = plan_splits(ts, None, "1h", wf({"mode": "parts", "n_splits": 3, "train_parts": 2, "test_parts": 1}))
     # K = 3*1 + 2 = 5 parts of floor(103 / 5) = 20 h; split i trains on parts [i, i+2), tests on part i+2
     h = HOUR_MS
     assert [(s.train_start, s.train_end, s.test_start, s.test_end) for s in sp] == [
         (o, o + 40 * h, o + 40 * h, o + 60 * h), (o + 20 * h, o + 60 * h, o + 60 * h, o + 80 * h),
         (o + 40 * h, o + 80 * h, o + 80 * h, o + 100 * h)]
-    sp2 = plan_splits(ts, None, "1h", mode="parts", n_splits=2, train_parts=3, test_parts=2, purge=2, scheme="anchored")
+    sp2 = plan_splits(ts, None, "1h", wf({"mode": "parts", "n_splits": 2, "train_parts": 3, "test_parts": 2, "purge": 2, "scheme": "anchored"}))
     # K = 2*2 + 3 = 7 parts of floor(103 / 7) = 14 h; split i tests on parts [2i+3, 2i+5); purge 2 bars
     assert [(s.train_start, s.train_end, s.test_start, s.test_end) for s in sp2] == [
         (o, o + 40 * h, o + 42 * h, o + 70 * h), (o, o + 68 * h, o + 70 * h, o + 98 * h)]
     with pytest.raises(MaestroError, match="not enough data for 200 splits in parts mode: 202 parts need at least 202 bars"):
-        plan_splits(ts, None, "1h", mode="parts", n_splits=200)
+        plan_splits(ts, None, "1h", wf({"mode": "parts", "n_splits": 200}))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -289,7 +289,7 @@ def test_adaptive_window_holds_the_nominal_variance():
     kw = dict(train="20d", test="5d", scheme="adaptive", n_splits=99)
 
     def window(closes):
-        (s,) = [s for s in plan_splits(ts, closes, "1h", **kw) if s.test_start == t_end]
+        (s,) = [s for s in plan_splits(ts, closes, "1h", wf({**kw})) if s.test_start == t_end]
         return (s.train_end - s.train_start) // HOUR_MS
 
     assert window(_closes(calm)) == nominal  # constant variance: the nominal window
@@ -307,7 +307,7 @@ def test_adaptive_window_holds_the_nominal_variance():
     later = START + 60 * DAY_MS  # 1440 bars before it; the last 700 calm: 700 a^2 + 1220 a^2 / 4 = 1005 > 960
     quiet = np.full(ts.size, 2 * A)
     quiet[j + 480 - 700:j + 480] = A
-    (s,) = [s for s in plan_splits(ts, _closes(quiet), "1h", **kw) if s.test_start == later]
+    (s,) = [s for s in plan_splits(ts, _closes(quiet), "1h", wf({**kw})) if s.test_start == later]
     assert s.train_end - s.train_start == 2 * nominal * HOUR_MS  # clamped to twice the nominal window
 
 
@@ -316,13 +316,13 @@ def test_adaptive_never_reads_at_or_after_train_end():
     ts = hourly(START, START + 90 * DAY_MS)
     closes = _closes(A * (0.5 + rng.random(ts.size)))
     kw = dict(train="20d", test="5d", scheme="adaptive", embargo="1d", n_splits=99)
-    base = plan_splits(ts, closes, "1h", **kw)
+    base = plan_splits(ts, closes, "1h", wf({**kw}))
     assert len({s.train_end - s.train_start for s in base}) > 1  # the windows really adapt
     for s in base[:-1]:
         changed = closes.copy()
         after = ts >= s.train_end
         changed[after] *= np.exp(rng.normal(0, 0.2, after.sum()))  # a wild future, including the bar at train_end
-        again = {x.test_start: x for x in plan_splits(ts, changed, "1h", **kw)}
+        again = {x.test_start: x for x in plan_splits(ts, changed, "1h", wf({**kw}))}
         assert again[s.test_start] == s
     for s in base:
         assert s.train_end - 40 * DAY_MS <= s.train_start <= s.train_end - 10 * DAY_MS and s.train_start >= START
@@ -338,12 +338,12 @@ def test_appending_a_month_keeps_earlier_splits(scheme):
     closes = _closes(A * (0.2 + rng.random(ts.size)))
     kw = dict(train="3M", test="1M", embargo="3d", purge="1d", scheme=scheme, n_splits=4)
     short = ts < utc(2024, 12, 1)
-    before = plan_splits(ts[short], closes[short], "1h", **kw)
-    grown = plan_splits(ts, closes, "1h", **kw)
+    before = plan_splits(ts[short], closes[short], "1h", wf({**kw}))
+    grown = plan_splits(ts, closes, "1h", wf({**kw}))
     assert grown[-1].test_start == utc(2024, 12, 1) and grown[-1].test_end == utc(2025, 1, 1)
     strip = lambda sp: [dataclasses.replace(s, index=0) for s in sp]  # noqa: E731 - index is the position
     assert strip(grown[:-1]) == strip(before[1:])
-    assert next_test_end_ms(before, "1h", "1M") == grown[-1].test_end
+    assert next_test_end_ms(before, "1h", wf(kw)) == grown[-1].test_end
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 import maestro_pipeline.strategies as registry
 from maestro_pipeline.errors import MaestroError
 from maestro_pipeline.strategies import available_strategies, discover_package, get_strategy
-from maestro_pipeline.strategies.base import FloatParam, IntParam, Signals, Strategy
+from maestro_pipeline.strategies import FloatParam, IntParam, Signals, Strategy
 
 NAMES = ("bollinger", "ema_cross", "rsi")
 
@@ -63,7 +63,7 @@ def test_discovery_adds_one_strategy_per_file(tmp_path, monkeypatch):
     (pkg / "__init__.py").write_text("")
     body = """
         import numpy as np
-        from maestro_pipeline.strategies.base import IntParam, Strategy
+        from maestro_pipeline.strategies import IntParam, Strategy
         from maestro_pipeline.strategies.ema_cross import EmaCross  # imported, must not be registered here
 
         class {cls}(Strategy):

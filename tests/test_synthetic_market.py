@@ -11,7 +11,7 @@ import pytest
 
 from maestro_pipeline.errors import MaestroError
 from maestro_pipeline.market import SyntheticMarket
-from maestro_pipeline.market.synthetic import ORIGIN_MS, REGIMES
+from maestro_pipeline.market import ORIGIN_MS, REGIMES
 from maestro_pipeline.schema import BAR_COLUMNS
 from maestro_pipeline.timeframes import DAY_MS, HOUR_MS, MINUTE_MS, timeframe_ms
 

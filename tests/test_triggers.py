@@ -6,7 +6,7 @@ from datetime import date
 
 from maestro_pipeline.instruments import Instrument
 from maestro_pipeline.timeframes import DAY_MS
-from maestro_pipeline.triggers import months_to_refresh, splits_due
+from maestro_pipeline.walkforward import months_to_refresh, splits_due
 
 from .test_ingest import ms
 

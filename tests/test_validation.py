@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from maestro_pipeline.schema import conform
-from maestro_pipeline.validation import check_bars, find_gaps, window_gaps
+from maestro_pipeline.quality import check_bars, find_gaps, window_gaps
 
 H = 3_600_000
 

@@ -13,16 +13,17 @@ import optuna
 import polars as pl
 import pytest
 
-from maestro_pipeline.backtest import Costs, evaluate
-from maestro_pipeline.config import SearchConfig, WalkForwardConfig
+from maestro_pipeline.engine import Costs, evaluate
+from maestro_pipeline.config import SearchConfig, WalkForwardConfig, parse_section
 from maestro_pipeline.errors import MaestroError
 from maestro_pipeline.market import SyntheticMarket
-from maestro_pipeline.metrics import compute_metrics
-from maestro_pipeline.optimize import NO_TRADES_SCORE, search_split, select_trial
-from maestro_pipeline.research import make_splits, optimize_splits
+from maestro_pipeline.stats import compute_metrics
+from maestro_pipeline.search import NO_TRADES_SCORE, search_split, select_trial
+from maestro_pipeline.walkforward import make_splits
+from maestro_pipeline.search import optimize_splits
 from maestro_pipeline.schema import to_pandas_bars
 from maestro_pipeline.strategies import get_strategy
-from maestro_pipeline.strategies.base import IntParam
+from maestro_pipeline.strategies import IntParam
 from maestro_pipeline.strategies.ema_cross import EmaCross
 from maestro_pipeline.timeframes import DAY_MS
 
@@ -112,23 +113,23 @@ class Impossible(EmaCross):
 def test_an_unsatisfiable_space_fails_with_a_clear_message(bars):
     pdf = to_pandas_bars(bars)
     with pytest.raises(MaestroError, match="no feasible parameter set among 8 trials of 'impossible_cross'"):
-        search_split(pdf, Impossible(), 1000, 2000, n_trials=8, seed=1, costs=COSTS, periods_per_year=PPY)
+        search_split(pdf, Impossible(), 1000, 2000, parse_section(SearchConfig, {"n_trials": 8}, "search"), seed=1, costs=COSTS, periods_per_year=PPY)
 
 
 def test_random_and_grid_samplers(bars):
     pdf = to_pandas_bars(bars)
     s = get_strategy("ema_cross")
-    rnd = search_split(pdf, s, 1000, 2000, n_trials=10, seed=3, costs=COSTS, periods_per_year=PPY, sampler="random")
-    again = search_split(pdf, s, 1000, 2000, n_trials=10, seed=3, costs=COSTS, periods_per_year=PPY, sampler="random")
+    rnd = search_split(pdf, s, 1000, 2000, parse_section(SearchConfig, {"n_trials": 10, "sampler": "random"}, "search"), seed=3, costs=COSTS, periods_per_year=PPY)
+    again = search_split(pdf, s, 1000, 2000, parse_section(SearchConfig, {"n_trials": 10, "sampler": "random"}, "search"), seed=3, costs=COSTS, periods_per_year=PPY)
     assert rnd.ledger["params"].tolist() == again.ledger["params"].tolist()
-    grid = search_split(pdf, s, 1000, 2000, n_trials=30, seed=3, costs=COSTS, periods_per_year=PPY, sampler="grid")
+    grid = search_split(pdf, s, 1000, 2000, parse_section(SearchConfig, {"n_trials": 30, "sampler": "grid"}, "search"), seed=3, costs=COSTS, periods_per_year=PPY)
     pts = [tuple(sorted(json.loads(p).items())) for p in grid.ledger["params"]]
     assert len(set(pts)) == len(pts) == 30  # a grid never repeats a point
     assert all(p["fast"] in range(2, 61) and p["slow"] in range(10, 241) for p in map(dict, pts))
 
 
 def test_grid_too_large_is_refused(bars):
-    from maestro_pipeline.optimize import grid_space
+    from maestro_pipeline.search import grid_space
 
     s = get_strategy("ema_cross")
     assert len(grid_space(s, 10)["fast"]) == 59
@@ -152,8 +153,7 @@ def test_selection_rules_on_a_hand_checked_matrix():
 
 def test_multi_objective_search_picks_from_the_pareto_front(bars):
     pdf = to_pandas_bars(bars)
-    res = search_split(pdf, get_strategy("ema_cross"), 1000, 2200, n_trials=20, seed=4, costs=COSTS,
-                       periods_per_year=PPY, objective=("sharpe", "vwr"), selection="pareto")
+    res = search_split(pdf, get_strategy("ema_cross"), 1000, 2200, parse_section(SearchConfig, {"n_trials": 20, "objective": ("sharpe", "vwr"), "selection": "pareto"}, "search"), seed=4, costs=COSTS, periods_per_year=PPY)
     led = res.ledger[res.ledger["state"] == "COMPLETE"]
     vals = np.array([json.loads(x) for x in led["values"]])
     pick = vals[led["selected"].to_numpy()][0]
@@ -164,8 +164,7 @@ def test_multi_objective_search_picks_from_the_pareto_front(bars):
 def test_wilcoxon_pruner_scores_the_mean_fold_and_prunes(bars):
     pdf = to_pandas_bars(bars)
     s = get_strategy("ema_cross")
-    res = search_split(pdf, s, 1000, 3000, n_trials=40, seed=2, costs=COSTS, periods_per_year=PPY,
-                       pruner="wilcoxon", folds=4)
+    res = search_split(pdf, s, 1000, 3000, parse_section(SearchConfig, {"n_trials": 40, "pruner": "wilcoxon", "folds": 4}, "search"), seed=2, costs=COSTS, periods_per_year=PPY)
     led = res.ledger
     assert (led["note"].str.startswith("pruned by Wilcoxon")).sum() >= 1
     done = led[led["state"] == "COMPLETE"].iloc[0]

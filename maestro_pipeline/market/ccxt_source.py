@@ -39,8 +39,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import polars as pl
 
+from ..durations import iso
 from ..errors import DataError, MaestroError
 from ..schema import BAR_COLUMNS, empty_bars
+from .source import MarketSource
 
 __all__ = [
     "CcxtSource",
@@ -130,7 +132,7 @@ def _rewrite_urls(api: Any, base: str) -> Any:
     return api
 
 
-class CcxtSource:
+class CcxtSource(MarketSource):
     """One ccxt exchange as a market source: ``fetch`` (OHLCV), ``fetch_funding_rates``, ``fetch_open_interest``.
 
     ``url_override`` (``http://127.0.0.1:PORT``) rewrites the host of every URL in ``exchange.urls['api']``:
@@ -318,7 +320,7 @@ class CcxtSource:
         now = self._now()
         while cursor < end_ms:
             self.stats[stat] += 1
-            rows = self._call(f"{what} from {_iso(cursor)}", page, cursor, end_ms - 1, limit)
+            rows = self._call(f"{what} from {iso(cursor)}", page, cursor, end_ms - 1, limit)
             rows = [r for r in (rows or []) if (t := ts_of(r)) is not None and cursor <= t < end_ms]
             if not rows:
                 self._confirm_no_data(what, market, page, ts_of, cursor, end_ms, now, grace_ms)
@@ -332,23 +334,23 @@ class CcxtSource:
     def _confirm_no_data(self, what, market, page, ts_of, cursor: int, end_ms: int, now: int, grace_ms: int) -> None:
         """An empty page before ``end_ms``: accept it only if the exchange confirms there is nothing there."""
         self.stats["probes"] += 1
-        probe = self._call(f"{what} coverage probe from {_iso(cursor)}", page, cursor, max(now, end_ms), 1)
+        probe = self._call(f"{what} coverage probe from {iso(cursor)}", page, cursor, max(now, end_ms), 1)
         stamps = sorted(t for r in (probe or []) if (t := ts_of(r)) is not None and t >= cursor)
         if stamps and stamps[0] >= end_ms:
             return  # nothing in [cursor, end): before the listing, or a gap that reaches past the range
         if stamps:
             raise DataError(
-                f"{self.exchange_id} {market['symbol']}: coverage missing for {what} from {_iso(cursor)} to "
-                f"{_iso(end_ms)}: a page came back empty (malformed or truncated reply?) although the exchange "
-                f"has data at {_iso(stamps[0])}; nothing was stored, re-run later"
+                f"{self.exchange_id} {market['symbol']}: coverage missing for {what} from {iso(cursor)} to "
+                f"{iso(end_ms)}: a page came back empty (malformed or truncated reply?) although the exchange "
+                f"has data at {iso(stamps[0])}; nothing was stored, re-run later"
             )
         if market.get("active") is False:
             return  # delisted/inactive market: no later data is the true end
         if cursor > now - grace_ms:
             return  # the next record of a sparse series is not due yet
         raise DataError(
-            f"{self.exchange_id} {market['symbol']}: coverage missing for {what} from {_iso(cursor)} to "
-            f"{_iso(end_ms)}: the exchange returned no data although the market is active (malformed or "
+            f"{self.exchange_id} {market['symbol']}: coverage missing for {what} from {iso(cursor)} to "
+            f"{iso(end_ms)}: the exchange returned no data although the market is active (malformed or "
             f"truncated reply?); nothing was stored. If the market stopped trading, set `end:` in maestro.yaml"
         )
 
@@ -462,6 +464,3 @@ def _finish(df: pl.DataFrame, source: str, schema: dict[str, pl.DataType]) -> pl
     )
     return df.select([pl.col(c).cast(t) for c, t in schema.items()])
 
-
-def _iso(ts_ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(ts_ms / 1000))

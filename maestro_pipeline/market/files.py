@@ -32,10 +32,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import polars as pl
+import pyarrow.feather as feather
 
 from ..errors import DataError
 from ..schema import BAR_COLUMNS, empty_bars
+from ..timeframes import timeframe_ms
+from .source import MarketSource
 
 __all__ = ["FileImport", "FileSource", "read_bars_file", "file_source_name"]
 
@@ -186,8 +190,6 @@ def _read_table(path: Path, fmt: str) -> pl.DataFrame:
     try:
         if fmt == "parquet":
             return pl.read_parquet(path)
-        import pyarrow.feather as feather
-
         return pl.from_arrow(feather.read_table(path))  # type: ignore[return-value]
     except Exception as e:  # noqa: BLE001 - any reader failure is a bad file, said in one line
         raise _err(path, f"not a readable {fmt} file ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
@@ -257,8 +259,6 @@ def _to_ms(path: Path, s: pl.Series, colname: str) -> pl.Series:
                 parsed = parsed.dt.convert_time_zone("UTC")
             return parsed.dt.epoch("ms")
     try:
-        import pandas as pd
-
         parsed_pd = pd.to_datetime(s.to_pandas(), utc=True, format="ISO8601")
         out = pl.from_pandas(parsed_pd).dt.epoch("ms")
         if out.null_count() == s.null_count():
@@ -361,7 +361,7 @@ def read_bars_file(path: str | Path, source: str | None = None, base: str | None
     return FileImport(p, fmt, bars, mapping, resorted, newest_first, breaks, dupes, tf)
 
 
-class FileSource:
+class FileSource(MarketSource):
     """A candle file as a market source with the ``fetch(symbol, timeframe, since, until)`` contract.
 
     ``SOURCE`` is ``file:<name>``; the file is read once per (path, size, mtime) and served by range. A file
@@ -394,8 +394,6 @@ class FileSource:
         return imp
 
     def fetch(self, symbol: str, timeframe: str, since_ms: int, until_ms: int) -> pl.DataFrame:
-        from ..timeframes import timeframe_ms
-
         tf = timeframe_ms(timeframe)
         base = symbol.split("/")[0] if symbol else None
         imp = self.load(base)

@@ -51,6 +51,7 @@ import polars as pl
 from ..errors import MaestroError
 from ..schema import conform, empty_bars
 from ..timeframes import DAY_MS, HOUR_MS, MINUTE_MS, floor_to_bar, timeframe_ms
+from .source import MarketSource
 
 __all__ = ["ORIGIN_MS", "REGIMES", "SyntheticMarket"]
 
@@ -417,7 +418,7 @@ def _as_int(value: object, what: str) -> int:
         raise MaestroError(f"synthetic market: {what}, got {value!r}") from None
 
 
-class SyntheticMarket:
+class SyntheticMarket(MarketSource):
     """A deterministic, offline market with regime switches; same interface as the exchange sources.
 
     ``seed`` picks the universe (every symbol's path depends on it); ``now_ms`` pins the clock (tests,

@@ -119,7 +119,7 @@ def _metadata_row(pg, label: str):
 
 
 def test_oos_reports_page_shows_the_lakes_verdict(page, served):
-    from maestro_pipeline.research import VERDICT_RANK
+    from maestro_pipeline.evaluation import VERDICT_RANK
 
     _, _, lake, _ = served
     cells = _metadata_row(page, "verdict").locator("td").all_inner_texts()

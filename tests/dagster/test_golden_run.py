@@ -19,7 +19,7 @@ import yaml
 
 from maestro_pipeline.cli import run_graph
 from maestro_pipeline.config import load_config
-from maestro_pipeline.leaderboard import build_leaderboard
+from maestro_pipeline.evaluation import build_leaderboard
 from maestro_pipeline.lake import Lake
 
 ROOT = Path(__file__).resolve().parents[2]

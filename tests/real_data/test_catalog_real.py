@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from maestro_pipeline.backtest import Costs, evaluate
+from maestro_pipeline.engine import Costs, evaluate
 from maestro_pipeline.schema import to_pandas_bars
 from maestro_pipeline.strategies import available_strategies, get_strategy
 

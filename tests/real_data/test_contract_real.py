@@ -12,8 +12,8 @@ from datetime import datetime, timezone
 import polars as pl
 import pytest
 
-from maestro_pipeline.contract import Policy, evaluate
-from maestro_pipeline.ingest import month_bounds
+from maestro_pipeline.quality import Policy, evaluate
+from maestro_pipeline.durations import month_bounds
 
 from .conftest import load
 

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import quantstats as qs
 
-from maestro_pipeline.backtest import Costs, evaluate
-from maestro_pipeline.metrics import backtrader_period_keys, backtrader_vwr, compute_metrics
+from maestro_pipeline.engine import Costs, evaluate
+from maestro_pipeline.stats import backtrader_period_keys, backtrader_vwr, compute_metrics
 from maestro_pipeline.schema import to_pandas_bars
 from maestro_pipeline.strategies import get_strategy
 from tests.test_backtest import backtrader_replay

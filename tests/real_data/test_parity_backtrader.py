@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from maestro_pipeline.backtest import Costs, evaluate
-from maestro_pipeline.metrics import compute_metrics
+from maestro_pipeline.engine import Costs, evaluate
+from maestro_pipeline.stats import compute_metrics
 from maestro_pipeline.schema import to_pandas_bars
 from maestro_pipeline.strategies import available_strategies, get_strategy
 from tests.test_backtest import backtrader_replay, make_signal_trader, run_backtrader

@@ -15,9 +15,9 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from maestro_pipeline.ingest import month_bounds
+from maestro_pipeline.durations import month_bounds
 from maestro_pipeline.market import FileSource, read_bars_file
-from maestro_pipeline.market.ccxt_source import clear_market_cache
+from maestro_pipeline.market import clear_market_cache
 from tests.conftest import small_config
 from tests.standin import real_listing, start
 from tests.standin.graph import StandInGraph, checksum, materialization_metadata

@@ -12,11 +12,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from maestro_pipeline.backtest import Costs, evaluate
+from maestro_pipeline.engine import Costs, evaluate
 from maestro_pipeline.config import RegimesConfig, SearchConfig, WalkForwardConfig
-from maestro_pipeline.fastpath import evaluate_fast
-from maestro_pipeline.report_card import build_report_card
-from maestro_pipeline.research import optimize_splits, plan_research, run_oos
+from maestro_pipeline.engine import evaluate_fast
+from maestro_pipeline.evaluation import build_report_card
+from maestro_pipeline.search import optimize_splits
+from maestro_pipeline.walkforward import plan_research
+from maestro_pipeline.evaluation import run_oos
 from maestro_pipeline.schema import to_pandas_bars
 from maestro_pipeline.strategies import available_strategies, get_strategy
 

@@ -40,7 +40,7 @@ def start(listings: list[Listing] | None = None, now_ms: int | None = None, slow
 @pytest.fixture
 def standin() -> Iterator[StandIn]:
     """A fresh stand-in with the synthetic listings (seed 7) and the tests' pinned clock."""
-    from maestro_pipeline.market.ccxt_source import clear_market_cache
+    from maestro_pipeline.market import clear_market_cache
 
     si = start()
     clear_market_cache()

@@ -13,7 +13,7 @@ import os
 import time
 
 from maestro_pipeline.errors import MaestroError
-from maestro_pipeline.market.ccxt_source import CcxtSource, RetryPolicy, clear_market_cache
+from maestro_pipeline.market import CcxtSource, RetryPolicy, clear_market_cache
 
 from . import FAULTS, real_listing, start, synthetic_listings
 

@@ -38,7 +38,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import polars as pl
 
-from maestro_pipeline.market.synthetic import ORIGIN_MS, SyntheticMarket
+from maestro_pipeline.market import ORIGIN_MS, SyntheticMarket
 
 INTERVAL_MS = {
     "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000, "1h": 3_600_000,

@@ -50,8 +50,8 @@ import pandas as pd
 import vectorbt as vbt
 from vectorbt.portfolio import nb as _portfolio_nb
 
-from .errors import DataError, MaestroError
-from .strategies.base import Signals, Strategy
+from ..errors import DataError, MaestroError
+from ..strategies import Signals, Strategy
 
 __all__ = ["Costs", "BacktestResult", "MAX_LEVERAGE", "TRADE_COLUMNS", "run_backtest", "evaluate", "index_freq"]
 

@@ -1,11 +1,11 @@
-"""Seeded parameter search on one training window: Optuna samplers over compiled backtests.
+"""One split's seeded parameter search on its training window: Optuna samplers over compiled backtests.
 
 * Optuna runs **in memory** during the search (its RDB storage costs ~16 ms per trial here, more than a backtest);
-  the finished study is persisted afterwards with :func:`persist_study` to any Optuna RDB URL (SQLite by default).
+  the finished study is persisted afterwards with :func:`maestro_pipeline.search.persist_study` to any Optuna RDB URL (SQLite by default).
 * Samplers: ``tpe`` (``TPESampler(seed, multivariate=True)``), ``random`` (``RandomSampler(seed)``), ``grid``
   (``GridSampler`` over each parameter's grid, visited in a seeded order). The same bars, window, seed and settings
   give the same trials and the same pick, in any process.
-* Every trial is a full backtest of the train window through :mod:`maestro_pipeline.fastpath` (the numba kernel
+* Every trial is a full backtest of the train window through :mod:`maestro_pipeline.engine` (the numba kernel
   that reproduces the vectorbt engine bar for bar), scored by the configured objective(s), higher is better.
 * One objective: the best value wins. Several (e.g. ``[sharpe, vwr]``): a multi-objective study, then one pick by
   ``selection`` — ``pareto`` (the Pareto-front trial with the best average rank over all completed trials),
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,15 +33,17 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from .backtest import Costs
-from .errors import MaestroError
-from .fastpath import evaluate_fast, fast_metrics
-from .strategies.base import Categorical, FloatParam, IntParam, Strategy
-from .timeframes import DAY_MS
+from ..config import SearchConfig
+from ..engine import Costs, evaluate_fast
+from ..errors import MaestroError
+from ..stats import fast_metrics
+from ..strategies import Categorical, FloatParam, IntParam, Strategy
+from ..timeframes import DAY_MS
+from .selection import select_trial
 
 __all__ = [
-    "OBJECTIVES", "NO_TRADES_SCORE", "LEDGER_COLUMNS", "MAX_GRID_POINTS", "SearchResult", "search_split", "suggest",
-    "select_trial", "persist_study", "sampler_settings",
+    "LEDGER_COLUMNS", "MAX_GRID_POINTS", "NO_TRADES_SCORE", "OBJECTIVES", "SearchResult", "grid_space",
+    "sampler_label", "sampler_settings", "search_split", "suggest",
 ]
 
 #: Objectives a search can maximize (keys of ``fastpath.fast_metrics``).
@@ -152,46 +153,6 @@ def _make_sampler(sampler: str, seed: int, strategy: Strategy, grid_points: int)
     raise MaestroError(f"unknown sampler {sampler!r}: use tpe, random or grid")
 
 
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """Per column, 1 = best (largest); ties share their average rank."""
-    from scipy.stats import rankdata
-
-    return np.column_stack([rankdata(-values[:, j], method="average") for j in range(values.shape[1])])
-
-
-def select_trial(values: np.ndarray, selection: str, weights: dict[str, float] | None = None,
-                 objectives: tuple[str, ...] = ()) -> int:
-    """Index (row of ``values``: completed trials x objectives, higher is better) of the one pick.
-
-    * one objective: the largest value (first on ties);
-    * ``pareto``: among the non-dominated rows, the best average rank over all rows;
-    * ``rank``: the best average rank over all rows;
-    * ``weighted``: the largest weighted sum of z-scores (weights default to 1; a constant column counts 0).
-    Ties always go to the earliest trial, so the pick is deterministic.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    if values.ndim != 2 or values.shape[0] == 0:
-        raise MaestroError("no completed trials to select from")
-    if values.shape[1] == 1:
-        return int(np.argmax(values[:, 0]))
-    if selection == "weighted":
-        w = np.array([(weights or {}).get(o, 1.0) for o in objectives] if objectives else [1.0] * values.shape[1])
-        sd = values.std(axis=0)
-        z = np.where(sd > 0, (values - values.mean(axis=0)) / np.where(sd > 0, sd, 1.0), 0.0)
-        return int(np.argmax(z @ w))
-    avg_rank = _ranks(values).mean(axis=1)
-    if selection == "rank":
-        return int(np.argmin(avg_rank))
-    if selection == "pareto":
-        n = values.shape[0]
-        dominated = np.zeros(n, dtype=bool)
-        for i in range(n):
-            better_eq = np.all(values >= values[i], axis=1) & np.any(values > values[i], axis=1)
-            dominated[i] = bool(better_eq.any())
-        front = np.flatnonzero(~dominated)
-        return int(front[np.argmin(avg_rank[front])])
-    raise MaestroError(f"unknown selection {selection!r}: use pareto, weighted or rank")
-
 
 def _moments(r: np.ndarray) -> tuple[float, float, float, float]:
     """Mean, std (ddof=1), skew and Pearson (non-excess) kurtosis of per-bar returns: the DSR's inputs."""
@@ -207,38 +168,27 @@ def _moments(r: np.ndarray) -> tuple[float, float, float, float]:
     return m, sd, float((c ** 3).mean() / m2 ** 1.5), float((c ** 4).mean() / m2 ** 2)
 
 
+
+
 def search_split(
     bars: pd.DataFrame,
     strategy: Strategy,
     start: int,
     end: int,
+    search: SearchConfig,
     *,
-    n_trials: int,
     seed: int,
     costs: Costs,
     periods_per_year: float,
-    objective: str | tuple[str, ...] | list[str] = "sharpe",
-    selection: str = "pareto",
-    weights: dict[str, float] | None = None,
-    sampler: str = "tpe",
-    grid_points: int = 10,
-    pruner: str = "none",
-    folds: int = 4,
     warm_start: dict | None = None,
     exclude: tuple[tuple[int, int], ...] = (),
     arrays: dict | None = None,
 ) -> SearchResult:
-    """Search ``strategy.space`` on bars ``[start, end)``; ``warm_start`` (if given) is trial 0."""
-    objectives = (objective,) if isinstance(objective, str) else tuple(objective)
-    for o in objectives:
-        if o not in OBJECTIVES:
-            raise MaestroError(f"unknown objective {o!r}: use one of {', '.join(OBJECTIVES)}")
-    if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1:
-        raise MaestroError(f"n_trials={n_trials!r} must be a positive integer")
-    if pruner not in ("none", "wilcoxon"):
-        raise MaestroError(f"unknown pruner {pruner!r}: use none or wilcoxon")
-    if pruner == "wilcoxon" and len(objectives) > 1:
-        raise MaestroError("the Wilcoxon pruner works with one objective: drop the pruner or keep one objective")
+    """Search ``strategy.space`` on bars ``[start, end)`` as ``search`` says (``seed``: this split's own seed);
+    ``warm_start`` (if given) is trial 0."""
+    objectives = search.objectives
+    n_trials, selection, weights = search.n_trials, search.selection, dict(search.weights)
+    sampler, grid_points, pruner, folds = search.sampler, search.grid_points, search.pruner, search.folds
     n = len(bars)
     if not 0 <= start < end <= n:
         raise MaestroError(f"search window [{start}, {end}) is not inside the {n} bars: use 0 <= start < end <= {n}")
@@ -388,58 +338,9 @@ def search_split(
     )
 
 
-def persist_study(url: str, name: str, trials: list, n_objectives: int, attrs: dict) -> bool:
-    """Write a finished in-memory study to an Optuna RDB storage (``sqlite:///...``, ``postgresql://...``).
 
-    A study of that name already there is left alone (names carry the split's fingerprint, so it holds the same
-    trials); returns whether it was written. ``attrs`` (seed, sampler settings, versions, window) become the
-    study's user attributes, which optuna-dashboard shows.
-    """
-    storage = _storage(url)
-    try:
-        optuna.load_study(study_name=name, storage=storage)
-        return False
-    except KeyError:
-        pass
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study = optuna.create_study(storage=storage, study_name=name, directions=["maximize"] * n_objectives)
-        try:
-            for k, v in attrs.items():
-                study.set_user_attr(k, v)
-            study.add_trials(trials)
-        except BaseException:
-            optuna.delete_study(study_name=name, storage=storage)  # no half-written study survives
-            raise
-    return True
-
-
-_STORAGES: dict[tuple[str, int], Any] = {}
-
-
-def prepare_storage(url: str) -> None:
-    """Open the storage once (creating its schema) and close it again, before worker processes fork: two
-    processes creating a fresh SQLite schema at once would race, and a forked SQLAlchemy pool must not be shared."""
-    _storage(url)
-    key = (url, os.getpid())
-    storage = _STORAGES.pop(key)
-    engine = getattr(storage, "engine", None)
-    if engine is not None:
-        engine.dispose()
-
-
-def _storage(url: str) -> Any:
-    """One storage object per URL and process (opening SQLite storage creates its schema: ~1 s the first time)."""
-    key = (url, os.getpid())
-    if key not in _STORAGES:
-        _quiet_optuna()
-        if url.startswith("sqlite:///"):
-            from pathlib import Path
-
-            Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        try:
-            _STORAGES[key] = optuna.storages.RDBStorage(
-                url, engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None)
-        except Exception as exc:  # bad URL, missing driver, unreachable server
-            raise MaestroError(f"cannot open the Optuna storage {url!r}: {exc}; fix search.storage or set it to 'none'") from None
-    return _STORAGES[key]
+def sampler_label(search: SearchConfig) -> str:
+    """The sampler as a reader would write it (the materialization's metadata)."""
+    kind = {"tpe": "TPESampler(multivariate=True, seed=per-split)", "random": "RandomSampler(seed=per-split)",
+            "grid": f"GridSampler(grid_points={search.grid_points}, seed=per-split)"}[search.sampler]
+    return f"optuna.samplers.{kind}" + (f", WilcoxonPruner over {search.folds} folds" if search.pruner == "wilcoxon" else "")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from .lake import Lake
-from .research import VERDICT_RANK
+from ..lake import Lake
+from .verdict import VERDICT_RANK
+
+__all__ = ["COLUMNS", "build_leaderboard", "format_leaderboard", "leaderboard_sql"]
 
 COLUMNS = (
     "instrument", "strategy", "verdict", "oos_sharpe", "oos_sortino", "oos_cagr", "oos_max_drawdown",

@@ -8,35 +8,16 @@ forming, and this module drops any row at or after ``now`` as a second line of d
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 import polars as pl
 
-from .errors import DataError, MaestroError
-from .instruments import Instrument
-from .schema import BAR_COLUMNS, conform
-from .timeframes import timeframe_ms
-
-_MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
-
-
-def month_bounds(month: str) -> tuple[int, int]:
-    """``"2025-03"`` -> (first ms of March, first ms of April), UTC."""
-    m = _MONTH_RE.match(month)
-    if not m:
-        raise MaestroError(f"month partition {month!r} must look like YYYY-MM")
-    y, mo = int(m.group(1)), int(m.group(2))
-    if not 1 <= mo <= 12:
-        raise MaestroError(f"month partition {month!r} has no month {mo}")
-    start = datetime(y, mo, 1, tzinfo=timezone.utc)
-    end = datetime(y + (mo == 12), 1 if mo == 12 else mo + 1, 1, tzinfo=timezone.utc)
-    return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
-
-
-def month_of(ts_ms: int) -> str:
-    return datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc).strftime("%Y-%m")
+from ..durations import month_bounds
+from ..errors import DataError
+from ..instruments import Instrument
+from ..schema import BAR_COLUMNS, conform
+from ..timeframes import timeframe_ms
+from .source import MarketSource
 
 
 @dataclass
@@ -48,14 +29,14 @@ class MonthIngest:
 
 
 def ingest_month(
-    source,
+    source: MarketSource,
     inst: Instrument,
     month: str,
     existing: pl.DataFrame | None,
     now_ms: int,
     full_refresh: bool = False,
 ) -> MonthIngest:
-    """Bring one month partition up to date from ``source`` (anything with ``fetch(symbol, tf, since, until)``)."""
+    """Bring one month partition up to date from ``source``."""
     m_start, m_end = month_bounds(month)
     lo = max(m_start, inst.start_ms)
     hi = min(m_end, inst.end_ms or m_end, now_ms)
@@ -70,7 +51,7 @@ def ingest_month(
     if since >= hi:
         return MonthIngest(existing, 0, False, "already up to date")
     fetched = source.fetch(inst.symbol, inst.timeframe, since, hi)
-    fetched = conform(fetched, getattr(source, "SOURCE", inst.exchange))
+    fetched = conform(fetched, source.SOURCE)
     fetched = fetched.filter((pl.col("timestamp") >= since) & (pl.col("timestamp") < hi) & (pl.col("timestamp") + tf <= now_ms))
     combined = stitch(existing, fetched, full_refresh, "bars", f"{inst.key} {month}")
     return MonthIngest(combined, fetched.height, fetched.height > 0 or full_refresh)

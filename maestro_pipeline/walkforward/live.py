@@ -21,9 +21,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from .errors import MaestroError
-from .splits import Split, parse_length, plan_splits
-from .timeframes import DAY_MS, timeframe_ms
+from ..config import RegimesConfig, WalkForwardConfig
+from ..durations import parse_length
+from ..errors import MaestroError
+from ..timeframes import DAY_MS, timeframe_ms
+from .planner import Split, plan_splits
+from .regimes import RegimeModel, fit_regimes, regime_shift, split_regimes
+
+__all__ = ["LivePlan", "live_split", "split_regime_rows"]
 
 
 @dataclass
@@ -33,21 +38,19 @@ class LivePlan:
     regime: dict[str, Any] = field(default_factory=dict)  # the model and shift that decided it
 
 
-def _fit(ts: np.ndarray, close: np.ndarray, fit_end_ms: int, timeframe: str, regimes: Any):
+def _fit(ts: np.ndarray, close: np.ndarray, fit_end_ms: int, timeframe: str, regimes: RegimesConfig) -> RegimeModel:
     """The regime model of the days before ``fit_end_ms``, with the configured settings; the realized-volatility
     feature uses a day's worth of bars (at least 5 for daily or longer bars)."""
-    from .regimes import fit_regimes
-
     return fit_regimes(ts, close, fit_end_ms, n_regimes=regimes.n_regimes, seed=regimes.seed,
                        min_days=regimes.min_fit_days, vol_window=max(5, int(DAY_MS // timeframe_ms(timeframe))))
 
 
-def _grid_live(bars: pl.DataFrame, splits: list[Split], timeframe: str, wf: Any) -> Split:
+def _grid_live(bars: pl.DataFrame, splits: list[Split], timeframe: str, wf: WalkForwardConfig) -> Split:
     """The next split on the grid, planned by the same planner as if its test window had already ended."""
     tf = timeframe_ms(timeframe)
     last = splits[-1]
     test_l = parse_length(wf.test)
-    step_l = test_l if getattr(wf, "step", None) is None else parse_length(wf.step, "step")
+    step_l = test_l if wf.step is None else parse_length(wf.step, "step")
     nxt_start = step_l.add(last.test_start, tf)
     nxt_end = test_l.add(nxt_start, tf)
     ts = bars["timestamp"].to_numpy()
@@ -55,24 +58,21 @@ def _grid_live(bars: pl.DataFrame, splits: list[Split], timeframe: str, wf: Any)
     # one placeholder bar at the end of the next test window: the planner reads closes only before a train end
     ext_ts = np.r_[ts, max(int(ts[-1]) + tf, nxt_end - tf)]
     ext_close = np.r_[close, close[-1]]
-    planned = plan_splits(
-        ext_ts, ext_close, timeframe, train=wf.train, test=wf.test, step=getattr(wf, "step", None), n_splits=1,
-        scheme=getattr(wf, "scheme", "rolling"), purge=getattr(wf, "purge", 0), embargo=getattr(wf, "embargo", 0),
-    )[-1]
+    planned = plan_splits(ext_ts, ext_close, timeframe, wf.model_copy(update={"n_splits": 1, "mode": "calendar"}))[-1]
     if planned.test_start != nxt_start:  # pragma: no cover - the grid is the planner's own
         raise MaestroError("live split: the planner's next window is not the grid's next window")
     return Split(last.index + 1, planned.train_start, planned.train_end, planned.test_start, planned.test_end,
                  planned.exclude)
 
 
-def live_split(bars: pl.DataFrame, splits: list[Split], timeframe: str, wf: Any, regimes: Any | None) -> LivePlan:
+def live_split(bars: pl.DataFrame, splits: list[Split], timeframe: str, wf: WalkForwardConfig,
+               regimes: RegimesConfig | None) -> LivePlan:
     """Plan the live split for these bars (see module docstring); ``regimes`` is the config (None = off)."""
-    if getattr(wf, "mode", "calendar") == "parts" or not splits or bars.height == 0:
+    if wf.mode == "parts" or not splits or bars.height == 0:
         return LivePlan(None, "no live split: parts mode re-cuts the data instead of stepping a grid")
     live = _grid_live(bars, splits, timeframe, wf)
-    if regimes is None or not getattr(regimes, "enabled", False):
+    if regimes is None or not regimes.enabled:
         return LivePlan(live, "grid")
-    from .regimes import regime_shift
 
     ts = bars["timestamp"].to_numpy()
     close = bars["close"].to_numpy()
@@ -90,24 +90,23 @@ def live_split(bars: pl.DataFrame, splits: list[Split], timeframe: str, wf: Any,
     if confirmed <= live.train_end:
         return LivePlan(live, "grid", info)
     length = live.train_end - live.train_start
-    start = live.train_start if getattr(wf, "scheme", "rolling") == "anchored" else confirmed - length
+    start = live.train_start if wf.scheme == "anchored" else confirmed - length
     test_len = live.test_end - live.test_start
     moved = Split(live.index, start, confirmed, confirmed, confirmed + test_len)
     return LivePlan(moved, f"re-optimized early: {shift.describe()}", info)
 
 
-def split_regime_rows(bars: pl.DataFrame, splits: list[Split], timeframe: str, regimes: Any | None) -> list[dict]:
+def split_regime_rows(bars: pl.DataFrame, splits: list[Split], timeframe: str,
+                      regimes: RegimesConfig | None) -> list[dict]:
     """Per split, the dominant regime (and its share) of its train and test windows, each labelled by a model
     fitted only on data before that split's train end; empty values (with a note) where history is too short."""
-    from .regimes import split_regimes
-
     ts = bars["timestamp"].to_numpy()
     close = bars["close"].to_numpy()
     rows = []
     for s in splits:
         row: dict[str, Any] = {"split": s.index, "train_regime": None, "train_regime_share": None,
                                "test_regime": None, "test_regime_share": None, "regime_note": ""}
-        if regimes is None or not getattr(regimes, "enabled", False):
+        if regimes is None or not regimes.enabled:
             row["regime_note"] = "regimes disabled"
         else:
             try:

@@ -1,7 +1,7 @@
 """The out-of-sample report card: is this strategy robust? Figures, tables and charts for one instrument x strategy.
 
 Built from the walk-forward's own records, never from a re-run search: the stitched OOS returns
-(:func:`research.run_oos`), the per-split picks, the trial ledger (every trial of every split) and the trials'
+(:func:`maestro_pipeline.evaluation.run_oos`), the per-split picks, the trial ledger (every trial of every split) and the trials'
 daily train returns. What it adds to the OOS run:
 
 * the full quantstats table (365-day year) and rolling 30-day Sharpe/volatility;
@@ -11,7 +11,7 @@ daily train returns. What it adds to the OOS run:
 * the Probability of Backtest Overfitting by CSCV over each split's trial returns (mean over splits);
 * stationary-bootstrap CIs of the OOS Sharpe and max drawdown, and a trade-reshuffle CI of the drawdown;
 * parameter stability across splits and around each split's pick (a plateau, not a spike);
-* the verdict (``research.verdict``) with its thresholds, and the charts the Dagster UI shows.
+* the verdict (:func:`maestro_pipeline.evaluation.verdict`) with its thresholds, and the charts the Dagster UI shows.
 """
 
 from __future__ import annotations
@@ -25,18 +25,23 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from . import overfitting as of
-from .errors import MaestroError
-from .optimize import NO_TRADES_SCORE
-from .reports import (
-    candles_with_trades_png, daily_returns, equity_drawdown_png, param_heatmap_png, param_surface_png, quantstats_table,
+from .. import stats
+from ..errors import MaestroError
+from ..reporting import (
+    candles_with_trades_png,
+    daily_returns,
+    equity_drawdown_png,
+    param_heatmap_png,
+    param_surface_png,
+    quantstats_table,
     rolling_metrics,
 )
-from .research import MAX_PBO, MIN_DSR, MIN_OOS_TRADES, MIN_WFE, OOSResult, verdict
-from .strategies.base import FloatParam, IntParam, Strategy
+from ..search import NO_TRADES_SCORE
+from ..strategies import FloatParam, IntParam, Strategy
+from .oos import OOSResult
+from .verdict import THRESHOLDS, verdict
 
-THRESHOLDS = (f"trades >= {MIN_OOS_TRADES}, OOS Sharpe > 0, PBO < {MAX_PBO}, WFE >= {MIN_WFE}; "
-              f"robust also needs DSR >= {MIN_DSR}")
+__all__ = ["BOOTSTRAP", "ReportCard", "build_report_card"]
 BOOTSTRAP = {"n_boot": 2000, "seed": 0, "level": 0.95, "method": "stationary bootstrap, mean block sqrt(T) days"}
 
 
@@ -74,12 +79,12 @@ def overfitting_figures(oos_daily: pd.Series, ledger: pl.DataFrame, daily: pl.Da
         notes.append("no per-trial returns in the ledger: DSR and PBO not computed")
     else:
         try:
-            d = of.dsr_report(oos_daily.to_numpy(), _trial_daily_sharpes(daily), n_complete)
+            d = stats.dsr_report(oos_daily.to_numpy(), _trial_daily_sharpes(daily), n_complete)
             out.update(dsr=d["dsr"], psr=d["psr"], sr0=d["sr0"], dsr_observed_daily_sr=d["observed_sr"],
                        dsr_sr_variance=d["sr_variance"], oos_skew=d["skew"], oos_kurtosis=d["kurtosis"])
         except MaestroError as exc:  # constant OOS returns, one trial...: say why, keep the report
             notes.append(f"DSR not computed: {exc}")
-        pbo = of.pbo_walk_forward(daily.select("split", "trial", "day", "return").to_pandas())
+        pbo = stats.pbo_walk_forward(daily.select("split", "trial", "day", "return").to_pandas())
         out["pbo"] = pbo["mean_pbo"]
         out["pbo_splits"] = sum(1 for p in pbo["per_split"] if p.get("pbo") is not None)
         out["pbo_per_split"] = json.dumps([{k: p.get(k) for k in ("split", "pbo", "n_days", "n_trials")} for p in pbo["per_split"]])
@@ -93,13 +98,13 @@ def confidence_intervals(oos_daily: pd.Series, trades: pl.DataFrame) -> dict[str
     out: dict[str, float] = {}
     for stat in ("sharpe", "max_drawdown"):
         try:
-            lo, hi, point = of.bootstrap_ci(r, stat, 365, n_boot=BOOTSTRAP["n_boot"], seed=BOOTSTRAP["seed"], level=BOOTSTRAP["level"])
+            lo, hi, point = stats.bootstrap_ci(r, stat, 365, n_boot=BOOTSTRAP["n_boot"], seed=BOOTSTRAP["seed"], level=BOOTSTRAP["level"])
         except MaestroError:  # too few OOS days to resample
             lo = hi = point = math.nan
         out[f"{stat}_ci_low"], out[f"{stat}_ci_high"], out[f"{stat}_daily_point"] = lo, hi, point
     tr = trades["return"].to_numpy() if trades.height and "return" in trades.columns else np.array([])
     if tr.size >= 2:
-        lo, hi, point = of.trade_reshuffle_ci(tr, n=BOOTSTRAP["n_boot"], seed=BOOTSTRAP["seed"])
+        lo, hi, point = stats.trade_reshuffle_ci(tr, n=BOOTSTRAP["n_boot"], seed=BOOTSTRAP["seed"])
         out.update(trade_reshuffle_dd_low=lo, trade_reshuffle_dd_high=hi, trade_sequence_dd=point)
     return out
 
@@ -108,7 +113,7 @@ def stability_figures(params: pl.DataFrame, ledger: pl.DataFrame, strategy: Stra
     """Across splits (spread of each parameter over its range) and around each pick (plateau score, median)."""
     per_split = [json.loads(p) for p in params.sort("split")["params"]]
     space = dict(strategy.space)
-    st = of.parameter_stability(per_split, space)
+    st = stats.parameter_stability(per_split, space)
     rows = []
     for name, d in st["params"].items():
         rows.append({"parameter": name, **{k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in d.items()}})
@@ -122,7 +127,7 @@ def stability_figures(params: pl.DataFrame, ledger: pl.DataFrame, strategy: Stra
             if led.height < 3:
                 continue
             try:
-                p = of.plateau_score([json.loads(x) for x in led["params"]], led["value"].to_numpy(),
+                p = stats.plateau_score([json.loads(x) for x in led["params"]], led["value"].to_numpy(),
                                      json.loads(r["params"]), space)
             except MaestroError:  # a pick outside the recorded space (e.g. a cut window-like parameter)
                 continue

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import MaestroError
-from .timeframes import DAY_MS
+from ..errors import MaestroError
+from ..timeframes import DAY_MS
 
 #: A per-bar volatility floor, so a flat run (zero std) gives a finite log-volatility.
 _VOL_FLOOR = 1e-8

@@ -1,0 +1,102 @@
+"""Columns derived from the bars (polars) that the contract's great-expectations suites judge.
+
+``timestamp mod timeframe``, OHLC slack, the robust z-score of log returns (a bar that undoes the previous one is
+scored on the net move), flat and zero-volume run lengths, copy flags, and the grid interval before each bar.
+Rows keep their input position in ``ROW_INDEX`` so GE's unexpected-row indexes map back onto the input.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from ..schema import BAR_COLUMNS
+
+__all__ = ["DTYPE_NAMES", "ROW_INDEX", "derive_continuity", "derive_rows", "schema_frame"]
+
+ROW_INDEX = "_row"
+PRICES = ("open", "high", "low", "close")
+DTYPE_NAMES = {c: str(t) for c, t in BAR_COLUMNS.items()}
+
+
+def _run_lengths(flag: pl.Expr) -> pl.Expr:
+    """For each row, the length of the run of consecutive True rows it belongs to (0 when False)."""
+    run_id = (flag != flag.shift(1)).fill_null(True).cum_sum()
+    return pl.when(flag).then(pl.len().over(run_id)).otherwise(0)
+
+
+def schema_frame(df: pl.DataFrame) -> pd.DataFrame:
+    """One row per bar column: the type it must have and the type it has (GE's schema suite reads this)."""
+    return pd.DataFrame({
+        "column": list(BAR_COLUMNS),
+        "expected_type": [DTYPE_NAMES[c] for c in BAR_COLUMNS],
+        "actual_type": [str(df.schema[c]) if c in df.columns else None for c in BAR_COLUMNS],
+        ROW_INDEX: range(len(BAR_COLUMNS)),
+    })
+
+
+def derive_rows(df: pl.DataFrame, tf: int) -> pl.DataFrame:
+    """The bars (in the order received, ``_row`` = position) plus the derived columns the row suite checks."""
+    d = df.with_row_index(ROW_INDEX).with_columns(pl.col(ROW_INDEX).cast(pl.Int64))
+    cols = list(BAR_COLUMNS)
+    bad = [pl.when(pl.col(c).is_null() | (pl.col(c).is_nan() if BAR_COLUMNS[c] == pl.Float64() else pl.lit(False)))
+           .then(pl.lit(c)) for c in cols]
+    o, h, l, c = (pl.col(x) for x in PRICES)
+    nulls = pl.concat_str(bad, separator=",", ignore_nulls=True)
+    d = d.with_columns(
+        pl.when(nulls != "").then(nulls).otherwise(None).alias("null_fields"),
+        (pl.col("timestamp") % tf).alias("ts_mod_tf"),
+        pl.min_horizontal(h - pl.max_horizontal(o, c), pl.min_horizontal(o, c) - l).alias("ohlc_slack"),
+        pl.min_horizontal(o, h, l, c).alias("min_price"),
+    )
+    # series-derived columns on the rows that can form a series: sorted, first row per timestamp, finite prices
+    ok = pl.all_horizontal([pl.col(x).is_not_null() & pl.col(x).is_finite() & (pl.col(x) > 0) for x in PRICES]) \
+        & pl.col("timestamp").is_not_null() & pl.col("volume").is_not_null() & pl.col("volume").is_finite()
+    s = d.filter(ok).sort("timestamp", ROW_INDEX).unique("timestamp", keep="first", maintain_order=True)
+    lr = (pl.col("close") / pl.col("close").shift(1)).log()
+    s = s.with_columns(lr.alias("_lr"))
+    r = s["_lr"].drop_nulls()
+    med = float(r.median()) if r.len() else 0.0
+    mad = float((r - med).abs().median()) * 1.4826 if r.len() else 0.0
+    if not mad or not math.isfinite(mad):  # more than half the returns are zero: fall back to the mean deviation
+        mad = float((r - med).abs().mean()) * 1.2533 if r.len() else 0.0
+    flat = (o == h) & (h == l) & (l == c)
+    key = pl.struct("open", "high", "low", "close", "volume")
+    copyable = (h > l) & (pl.col("volume") > 0)
+    # a bar that undoes the previous bar's move (the way back from a one-bar spike) is scored on the net move of
+    # the two bars, so a bad tick flags itself and not also the next, healthy bar
+    prev = pl.col("_lr").shift(1)
+    net = pl.col("_lr") + prev
+    reverting = (pl.col("_lr").sign() != prev.sign()) & (net.abs() < 0.5 * prev.abs())
+    move = pl.when(reverting.fill_null(False)).then(net).otherwise(pl.col("_lr"))
+    s = s.with_columns(
+        (((move - med) / mad).abs() if mad and math.isfinite(mad) else pl.lit(0.0)).alias("return_z"),
+        (_run_lengths(flat) * tf).alias("flat_run_ms"),
+        (_run_lengths(pl.col("volume") == 0) * tf).alias("zero_volume_run_ms"),
+        pl.when(copyable & key.is_duplicated() & (pl.col("timestamp") != pl.col("timestamp").min().over(key)))
+        .then(pl.col("timestamp").min().over(key)).otherwise(None).alias("copy_of"),
+    ).select(ROW_INDEX, "return_z", "flat_run_ms", "zero_volume_run_ms", "copy_of")
+    return d.join(s, on=ROW_INDEX, how="left").sort(ROW_INDEX)
+
+
+def derive_continuity(ts: np.ndarray, tf: int, prev_last_ms: int | None = None) -> pl.DataFrame:
+    """One row per interval before each bar (sorted unique ``ts``): how many bars are missing in it.
+
+    The first bar's interval starts after ``prev_last_ms`` (the last bar of the previous month) when known, so a
+    gap across a month boundary is seen whole by the later month; otherwise the first bar has no interval."""
+    ts = np.asarray(ts, dtype=np.int64)
+    prev = np.concatenate([[prev_last_ms if prev_last_ms is not None else -1], ts[:-1]]) if len(ts) else ts
+    gap = np.where(prev >= 0, ts - prev - tf, 0)
+    gap = np.maximum(gap, 0)
+    return pl.DataFrame({
+        ROW_INDEX: np.arange(len(ts), dtype=np.int64),
+        "timestamp": ts,
+        "first_missing_ms": prev + tf,
+        "last_missing_ms": ts - tf,
+        "missing_bars": gap // tf,
+        "gap_ms": gap,
+    })
+

@@ -1,0 +1,93 @@
+"""The quantstats HTML tearsheet of the OOS series (daily, 365 periods per year), written atomically.
+
+The tearsheet never touches the network (benchmarks are passed as return series, never as tickers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html as _html
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import MaestroError
+from ..timeframes import YEAR_DAYS
+from .quantstats import aligned_benchmark_daily, check_reads_as_returns, daily_returns, quantstats, quantstats_rc, quiet
+
+__all__ = ["write_tearsheet"]
+
+
+def write_tearsheet(
+    bar_returns: pd.Series,
+    benchmark_bar_returns: pd.Series | None,
+    path: str | Path,
+    title: str,
+) -> Path:
+    """Write the quantstats HTML tearsheet of the OOS series (daily, 365 periods/year) atomically to ``path``.
+
+    The report is rendered into a temporary file next to ``path`` and moved onto it with ``os.replace``;
+    if anything fails, the temporary file is removed and an existing ``path`` is left untouched.
+    The full OOS period is kept (``match_dates=False``: quantstats would otherwise cut the leading flat
+    days). Returns the absolute path written.
+    """
+    import matplotlib
+
+    daily = daily_returns(bar_returns)
+    check_reads_as_returns(daily, "bar_returns")
+    bench = None
+    if benchmark_bar_returns is not None:
+        bench = aligned_benchmark_daily(daily, benchmark_bar_returns)
+        check_reads_as_returns(bench, "benchmark_bar_returns")
+        bench.name = "Buy and hold"
+    daily.name = "Strategy (OOS)"
+
+    target = Path(path).expanduser().resolve()
+    if not target.parent.is_dir():
+        raise MaestroError(f"cannot write tearsheet {target}: directory {target.parent} does not exist")
+    qs = quantstats()
+
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        with quiet(), matplotlib.rc_context(rc=quantstats_rc()):
+            qs.reports.html(
+                daily,
+                benchmark=bench,
+                rf=0.0,
+                title=_html.escape(title),
+                output=str(tmp),
+                compounded=True,
+                periods_per_year=YEAR_DAYS,
+                match_dates=False,
+                figfmt="svg",
+                strategy_title="Strategy (OOS)",
+                benchmark_title="Buy and hold" if bench is not None else None,
+                parameters={"Returns": "daily (UTC), compounded from bars"},
+            )
+        size = tmp.stat().st_size
+        if size == 0:
+            raise MaestroError(f"quantstats wrote an empty tearsheet for {target}")
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        mode = (target.stat().st_mode & 0o777) if target.exists() else 0o644
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    finally:
+        # quantstats closes its figures, but never leave any behind in a long-running process.
+        import matplotlib.pyplot as plt
+
+        plt.close("all")
+    return target
+
+
+# --------------------------------------------------------------------------------------------------
+# chart
+# --------------------------------------------------------------------------------------------------

@@ -1,0 +1,47 @@
+"""The parameter search: one seeded in-memory Optuna study per split, run in parallel, persisted afterwards.
+
+``space`` (what a split may search), ``study`` (one split's search: samplers, pruning, objectives, the ledger),
+``selection`` (the one pick), ``storage`` (persisting finished studies), ``runner`` (every split of an
+instrument x strategy: fingerprints, reuse, worker processes).
+"""
+
+from .runner import (
+    SearchContext,
+    SearchOutcome,
+    SplitTask,
+    optimize_splits,
+    resolve_workers,
+    search_fingerprint,
+    split_seed,
+)
+from .selection import select_trial
+from .space import (
+    WINDOW_WORDS,
+    check_window_fits,
+    fitted_space,
+    is_window_param,
+    max_warmup,
+    shortest_train_bars,
+    window_params_over,
+)
+from .storage import clear_storage_cache, persist_study, prepare_storage
+from .study import (
+    LEDGER_COLUMNS,
+    MAX_GRID_POINTS,
+    NO_TRADES_SCORE,
+    OBJECTIVES,
+    SearchResult,
+    grid_space,
+    sampler_label,
+    sampler_settings,
+    search_split,
+    suggest,
+)
+
+__all__ = [
+    "LEDGER_COLUMNS", "MAX_GRID_POINTS", "NO_TRADES_SCORE", "OBJECTIVES", "WINDOW_WORDS", "SearchContext",
+    "SearchOutcome", "SearchResult", "SplitTask", "check_window_fits", "clear_storage_cache", "fitted_space",
+    "grid_space", "is_window_param", "max_warmup", "optimize_splits", "persist_study", "prepare_storage",
+    "resolve_workers", "sampler_label", "sampler_settings", "search_fingerprint", "search_split", "select_trial",
+    "shortest_train_bars", "split_seed", "suggest", "window_params_over",
+]
