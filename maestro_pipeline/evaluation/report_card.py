@@ -63,7 +63,8 @@ def _f(x: Any) -> float:
 
 def _trial_daily_sharpes(daily: pl.DataFrame) -> np.ndarray:
     """Per-period Sharpe (mean / std, ddof=1; 0 when flat) of every trial's daily train returns."""
-    g = daily.group_by("split", "trial").agg(pl.col("return").mean().alias("m"), pl.col("return").std(ddof=1).alias("s"))
+    g = (daily.group_by("split", "trial").agg(pl.col("return").mean().alias("m"), pl.col("return").std(ddof=1).alias("s"))
+         .sort("split", "trial"))  # group_by's order varies from run to run: the variance must not
     m, s = g["m"].to_numpy(), g["s"].fill_null(0.0).to_numpy()
     return np.where(s > 0, m / np.where(s > 0, s, 1.0), 0.0)
 
