@@ -134,7 +134,7 @@ def _reference_walk_forward(o, c, splits, ts, costs, ppy, n_trials: int) -> None
         i0, i1 = (int(x) for x in np.searchsorted(ts, [sp.train_start, sp.train_end]))
         study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=42, multivariate=True))
 
-        def objective(trial):
+        def objective(trial, i0=i0, i1=i1):
             f = trial.suggest_int("fast", 2, 60)
             s = trial.suggest_int("slow", 10, 240)
             if f >= s:

@@ -150,7 +150,7 @@ def _trades_frame(records: np.ndarray, index: pd.Index) -> pd.DataFrame:
 
 def _check_signals(signals: Signals, n: int) -> tuple[np.ndarray, ...]:
     arrays = []
-    for name, a in zip(("long_entries", "long_exits", "short_entries", "short_exits"), signals.arrays()):
+    for name, a in zip(("long_entries", "long_exits", "short_entries", "short_exits"), signals.arrays(), strict=True):
         a = np.asarray(a)
         if a.shape != (n,):
             raise ValueError(f"signals.{name} has shape {a.shape}, expected ({n},) to match the bars")

@@ -165,7 +165,7 @@ def charts(res: OOSResult, params: pl.DataFrame, ledger: pl.DataFrame, bars: pd.
     if axes and ledger.height:
         led = ledger.filter((pl.col("split") == last["split"]) & (pl.col("state") == "COMPLETE"))
         if led.height >= 3:
-            trials = pd.DataFrame([{**json.loads(p), "value": v} for p, v in zip(led["params"], led["value"])])
+            trials = pd.DataFrame([{**json.loads(p), "value": v} for p, v in zip(led["params"], led["value"], strict=True)])
             trials.loc[trials["value"] <= NO_TRADES_SCORE, "value"] = np.nan  # never-trading trials are not a score
             out["param_surface"] = param_surface_png(trials, axes[0], axes[1], json.loads(last["params"]),
                                                      title=f"{title}: split {last['split']} trials ({axes[0]} x {axes[1]})")

@@ -162,8 +162,9 @@ def _read_csv(path: Path) -> pl.DataFrame:
             # header-less: timestamp, open, high, low, close, volume, ... (Binance's data dumps)
             df = pl.read_csv(io.StringIO(text), separator=delim, has_header=False, infer_schema=False,
                              truncate_ragged_lines=True)
-            return df.select(df.columns[:6]).rename(dict(zip(df.columns[:6], ["timestamp", "open", "high", "low", "close", "volume"])))
-    first = next((l for l in lines if l.strip()), "")[:120]
+            return df.select(df.columns[:6]).rename(
+                dict(zip(df.columns[:6], ["timestamp", "open", "high", "low", "close", "volume"], strict=True)))
+    first = next((ln for ln in lines if ln.strip()), "")[:120]
     raise _err(path, f"no recognizable columns: need a time column (timestamp/time/date/open_time) and "
                      f"open/high/low/close[/volume] in a header within the first lines; first line is {first!r}")
 

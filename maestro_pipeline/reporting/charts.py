@@ -227,7 +227,7 @@ def _candles_figure(bars: pd.DataFrame, trades: pd.DataFrame | None, title: str 
     steps = np.diff(x)
     step = float(np.median(steps[steps > 0])) if (steps > 0).any() else 1.0 / 24
     half = 0.35 * step
-    o, h, l, c = (w[k].to_numpy() for k in _OHLC)
+    o, h, low, c = (w[k].to_numpy() for k in _OHLC)
     up = c >= o
     colors = np.where(up, _UP, _DOWN)
     lo_b, hi_b = np.minimum(o, c), np.maximum(o, c)
@@ -235,7 +235,7 @@ def _candles_figure(bars: pd.DataFrame, trades: pd.DataFrame | None, title: str 
         [np.column_stack([x - half, lo_b]), np.column_stack([x + half, lo_b]),
          np.column_stack([x + half, hi_b]), np.column_stack([x - half, hi_b])], axis=1
     )
-    wicks = np.stack([np.column_stack([x, l]), np.column_stack([x, h])], axis=1)
+    wicks = np.stack([np.column_stack([x, low]), np.column_stack([x, h])], axis=1)
     end = w.index[-1] + pd.Timedelta(days=step)  # a trade inside the last candle still shows
     entries, exits = _trades_in(trades, w.index[0], end)
 
@@ -257,7 +257,7 @@ def _candles_figure(bars: pd.DataFrame, trades: pd.DataFrame | None, title: str 
         if len(exits):
             ax.scatter(mdates.date2num(exits["time"].to_numpy()), exits["price"].to_numpy(), marker="x", s=45,
                        color="black", linewidths=1.2, zorder=4, label=f"exit ({len(exits)})", gid="exits")
-        prices = np.concatenate([l, h, entries["price"].to_numpy(float), exits["price"].to_numpy(float)])
+        prices = np.concatenate([low, h, entries["price"].to_numpy(float), exits["price"].to_numpy(float)])
         pad = 0.03 * (prices.max() - prices.min()) or 0.01 * abs(prices.max()) or 1.0
         ax.set_ylim(prices.min() - pad, prices.max() + pad)
         ax.set_xlim(x[0] - step, x[-1] + step)

@@ -36,7 +36,7 @@ class EmaRibbon(Strategy):
 
     def constraints(self, params: dict) -> str | None:
         spans = ribbon_spans(params["fast"], params["slow"], params["lines"])
-        if params["slow"] - params["fast"] < params["lines"] - 1 or any(b <= a for a, b in zip(spans, spans[1:])):
+        if params["slow"] - params["fast"] < params["lines"] - 1 or any(b <= a for a, b in zip(spans, spans[1:], strict=False)):
             return (
                 f"fast ({params['fast']}) and slow ({params['slow']}) leave no room for {params['lines']} distinct EMAs: "
                 f"pick slow - fast >= lines - 1 (here >= {params['lines'] - 1}) with room to spare"
