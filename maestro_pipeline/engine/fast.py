@@ -209,7 +209,8 @@ def grid_returns(
             raise MaestroError(f"strategy {strategy.name!r}: signals_batch returned {len(batch)} signal sets for "
                                f"{len(idx)} parameter sets: return one per parameter set")
         for k, sig in zip(idx, batch, strict=True):
-            arrays = [_bool_array(a, f"signals_batch {name}", end - lo) for a, name in zip(sig.arrays(), _SIGNAL_NAMES, strict=True)]
+            arrays = [_bool_array(a, f"signals_batch {name}", end - lo)
+                      for a, name in zip(sig.arrays(), _SIGNAL_NAMES, strict=True)]
             pack_nb(*arrays, start - lo, codes[row])
             dest[row] = k
             row += 1

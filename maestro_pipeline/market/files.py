@@ -184,7 +184,8 @@ def _read_json(path: Path) -> pl.DataFrame:
         return pl.DataFrame(data, strict=False, infer_schema_length=None)
     if isinstance(data, list) and not data:
         raise _err(path, "the file holds no rows")
-    raise _err(path, "unrecognized JSON layout; freqtrade JSON is [[timestamp_ms, open, high, low, close, volume], ...]")
+    raise _err(path, "unrecognized JSON layout; "
+                     "freqtrade JSON is [[timestamp_ms, open, high, low, close, volume], ...]")
 
 
 def _read_table(path: Path, fmt: str) -> pl.DataFrame:
@@ -198,7 +199,8 @@ def _read_table(path: Path, fmt: str) -> pl.DataFrame:
 
 def _format_of(path: Path) -> str:
     suffixes = [s.lower() for s in path.suffixes]
-    last = suffixes[-2] if suffixes and suffixes[-1] == ".gz" and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
+    last = (suffixes[-2] if suffixes and suffixes[-1] == ".gz" and len(suffixes) > 1
+            else (suffixes[-1] if suffixes else ""))
     if last in (".csv", ".txt", ".tsv"):
         return "csv"
     if last in (".parquet", ".pq"):
@@ -301,7 +303,8 @@ def _map_frame(path: Path, df: pl.DataFrame, base: str | None) -> tuple[pl.DataF
     missing = [k for k, v in price_cols.items() if v is None]
     if time_col is None or missing:
         need = (["a time column (timestamp/time/date/open_time)"] if time_col is None else []) + missing
-        raise _err(path, f"no recognizable columns: missing {', '.join(need)}; found {', '.join(map(str, df.columns[:12]))}")
+        raise _err(path, f"no recognizable columns: missing {', '.join(need)}; "
+                         f"found {', '.join(map(str, df.columns[:12]))}")
     vol_col = _pick_volume(norm_to_col, base)
     mapping = {"timestamp": time_col, **{k: v for k, v in price_cols.items() if v}}  # type: ignore[misc]
     if vol_col:

@@ -62,8 +62,8 @@ def equity_drawdown_png(
 
     Unlike the metrics (daily), the chart follows the bars, so its drawdown (and the "max DD" in its
     legend) can be deeper than ``max_drawdown`` when a day recovered intraday. Long series are thinned
-    to ~1,600 points (equity: last of each bucket; drawdown: minimum, so troughs stay visible). Rendered with matplotlib's Agg canvas on a private
-    ``Figure`` (no pyplot state, no global rcParams change).
+    to ~1,600 points (equity: last of each bucket; drawdown: minimum, so troughs stay visible). Rendered with
+    matplotlib's Agg canvas on a private ``Figure`` (no pyplot state, no global rcParams change).
     """
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -155,7 +155,8 @@ def _naive_utc(values: Any, what: str) -> pd.DatetimeIndex:
 def _ohlc_window(bars: Any, max_candles: int) -> pd.DataFrame:
     """The last ``max_candles`` bars as float open/high/low/close on a sorted naive-UTC index."""
     if not isinstance(bars, pd.DataFrame):
-        raise MaestroError(f"bars must be a pandas DataFrame with open/high/low/close columns, got {type(bars).__name__}")
+        raise MaestroError(f"bars must be a pandas DataFrame with open/high/low/close columns, "
+                           f"got {type(bars).__name__}")
     cols = {str(c).lower(): c for c in bars.columns}
     missing = [c for c in _OHLC if c not in cols]
     if missing:
@@ -215,7 +216,8 @@ def _trades_in(trades: Any, start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.
 
 
 def _candles_figure(bars: pd.DataFrame, trades: pd.DataFrame | None, title: str = "", max_candles: int = 400) -> Any:
-    """The candle chart as a matplotlib ``Figure`` (Agg canvas attached, not drawn); see :func:`candles_with_trades_png`."""
+    """The candle chart as a matplotlib ``Figure`` (Agg canvas attached, not drawn); see
+    :func:`candles_with_trades_png`."""
     import matplotlib
     import matplotlib.dates as mdates
     from matplotlib.backends.backend_agg import FigureCanvasAgg
