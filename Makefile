@@ -9,7 +9,7 @@ export DAGSTER_HOME    := $(CURDIR)/.dagster_home
 export MPLBACKEND      := Agg
 export PYTHONWARNINGS  := ignore::DeprecationWarning
 
-.PHONY: setup demo test test-real test-browser test-all ui bench validate clean-lake clean
+.PHONY: setup demo test lint test-real test-browser test-all ui bench validate clean-lake clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,10 @@ demo: $(STAMP)
 ## Unit, Dagster and end-to-end tests (no network, no external data).
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not real_data and not browser" $(PYTEST_ARGS)
+
+## ruff (rules and line length in pyproject.toml) over the code and the tests.
+lint: $(STAMP)
+	$(BIN)/ruff check maestro_pipeline assets resources tests
 
 ## Tests on real exchange candles; needs MAESTRO_DATASETS (e.g. ../shared/datasets).
 test-real: $(STAMP)

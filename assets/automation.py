@@ -73,7 +73,8 @@ def build_automation_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.De
             if failed:
                 reasons.append(f"{inst.key}: blocking check failed on the newest month ({', '.join(failed)})")
                 continue
-            stored = lk.read_file("walk_forward_splits", inst.hive) if lk.exists("walk_forward_splits", inst.hive) else None
+            stored = (lk.read_file("walk_forward_splits", inst.hive)
+                      if lk.exists("walk_forward_splits", inst.hive) else None)
             decision = resplit_decision(lk.read_bars(inst), inst.timeframe, cfg.walk_forward, cfg.regimes, stored)
             if decision.due:
                 requests.append(dg.RunRequest(

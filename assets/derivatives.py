@@ -1,8 +1,8 @@
 """``funding_rates`` and ``open_interest``: perpetual-futures history per month x instrument, next to the candles.
 
-Thin wrappers over ``maestro_pipeline.market`` (``ingest_derivative_month``). Instruments that are not perpetuals, and sources without
-the history (synthetic, files, exchanges whose ccxt class lacks it), materialize nothing and say why in the
-metadata; that is not a failure. Files: ``data_lake/<asset>/exchange=…/symbol=…/timeframe=…/month=…``.
+Thin wrappers over ``maestro_pipeline.market`` (``ingest_derivative_month``). Instruments that are not perpetuals,
+and sources without the history (synthetic, files, exchanges whose ccxt class lacks it), materialize nothing and
+say why in the metadata; that is not a failure. Files: ``data_lake/<asset>/exchange=…/symbol=…/timeframe=…/month=…``.
 """
 
 
@@ -78,7 +78,8 @@ def _build(kind: str, description: str, cfg: MaestroConfig, parts: Partitions, c
 
 
 def build_derivatives_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Definitions:
-    """``funding_rates`` and ``open_interest``, only when some instrument is a perpetual (spot-only graphs stay lean)."""
+    """``funding_rates`` and ``open_interest``, only when some instrument is a perpetual (spot-only graphs stay
+    lean)."""
     if not any(":" in i.symbol for i in cfg.instruments):
         return dg.Definitions()
     cv = code_version("maestro_pipeline.market.derivatives", "maestro_pipeline.market.ccxt_source")

@@ -38,10 +38,11 @@ def build_leaderboard_definitions(cfg: MaestroConfig) -> dg.Definitions:
                 meta["path"] = dg.MetadataValue.path(str(w.path))
                 meta["leaderboard"] = dg.MetadataValue.md(
                     md_table(board.select("rank", "instrument", "strategy", "verdict", "oos_sharpe", "oos_total_return",
-                                          "buy_hold_total_return", "oos_max_drawdown", "oos_trades", "wfe", "dsr", "pbo",
-                                          "verdict_reason"))
+                                          "buy_hold_total_return", "oos_max_drawdown", "oos_trades", "wfe", "dsr",
+                                          "pbo", "verdict_reason"))
                 )
-            missing = sorted(set(keys) - set(zip(board["instrument"], board["strategy"]))) if board.height else keys
+            missing = (sorted(set(keys) - set(zip(board["instrument"], board["strategy"], strict=True)))
+                       if board.height else keys)
             if missing:
                 meta["missing_reports"] = ", ".join(f"{i}|{s}" for i, s in missing)
             catalog = lk.build_catalog()

@@ -58,7 +58,8 @@ def _bars_metadata(df: pl.DataFrame, timeframe: str) -> dict:
 def build_market_data_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Definitions:
     """``raw_candles`` and ``validated_bars`` with its contract checks."""
     raw_cv = code_version("maestro_pipeline.market.ingest", "maestro_pipeline.market.synthetic",
-                          "maestro_pipeline.market.ccxt_source", "maestro_pipeline.market.files", "maestro_pipeline.schema")
+                          "maestro_pipeline.market.ccxt_source", "maestro_pipeline.market.files",
+                          "maestro_pipeline.schema")
 
     @dg.asset(
         partitions_def=parts.bars,
@@ -143,7 +144,8 @@ def build_market_data_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.D
                     if res.quarantine.height:
                         qw = lk.write_table(
                             res.quarantine, QUARANTINE, qpart, tx=tx,
-                            lineage={**lineage, "reasons": [f"{k}: {o.message}" for k, o in res.failed.items() if o.severity != "warn"]},
+                            lineage={**lineage, "reasons": [f"{k}: {o.message}" for k, o in res.failed.items()
+                                                            if o.severity != "warn"]},
                         )
                         meta["quarantine_path"] = dg.MetadataValue.path(str(qw.path))
                     docs = lk.write_bytes(html.encode(), DATA_DOCS, qpart, "index.html", tx=tx)
@@ -167,7 +169,8 @@ def build_market_data_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.D
                 meta["gap_ranges"] = dg.MetadataValue.md(md_table(pl.DataFrame(
                     [{"first_missing": iso(a), "last_missing": iso(b), "missing_bars": n} for a, b, n in res.gaps])))
             meta["contract"] = dg.MetadataValue.md(md_table(pl.DataFrame([
-                {"rule": k, "severity": o.severity, "result": "pass" if o.passed else ("not evaluated" if not o.evaluated else "FAIL"),
+                {"rule": k, "severity": o.severity,
+                 "result": "pass" if o.passed else ("not evaluated" if not o.evaluated else "FAIL"),
                  "count": o.count, "first": ", ".join(o.first_offenders[:3])} for k, o in res.outcomes.items()])))
             meta["thresholds"] = json.dumps(res.params)
             if version:
@@ -175,7 +178,8 @@ def build_market_data_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.D
         checks = []
         for name, outs in checks_of(res.outcomes).items():
             bad = [o for o in outs if not o.passed]
-            desc = "; ".join(f"{o.rule}: {o.message}" for o in bad) if bad else ("ok" if raw.height else "no rows to check")
+            desc = ("; ".join(f"{o.rule}: {o.message}" for o in bad) if bad
+                    else ("ok" if raw.height else "no rows to check"))
             md: dict = {"severity": severities[name], "action": _action(severities[name], bool(bad), res.blocked)}
             for o in outs:
                 md[f"{o.rule} (count)"] = o.count
@@ -185,7 +189,8 @@ def build_market_data_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.D
                 check_name=name, passed=not bad, description=desc, metadata=md,
                 severity=dg.AssetCheckSeverity.ERROR if severities[name] == ERROR else dg.AssetCheckSeverity.WARN,
             ))
-        return dg.MaterializeResult(metadata=meta, check_results=checks, data_version=dg.DataVersion(version or "empty"))
+        return dg.MaterializeResult(metadata=meta, check_results=checks,
+                                    data_version=dg.DataVersion(version or "empty"))
 
     return dg.Definitions(assets=[raw_candles, validated_bars])
 
@@ -196,7 +201,8 @@ def _action(severity: str, failed: bool, blocked: bool) -> str:
     if severity == ERROR:
         return "month blocked: every row quarantined, validated lake unchanged"
     if severity == "drop":
-        return "offending rows quarantined" + ("; month blocked by another check" if blocked else ", the rest validated")
+        return "offending rows quarantined" + ("; month blocked by another check" if blocked
+                                               else ", the rest validated")
     return "reported only"
 
 

@@ -1,4 +1,5 @@
-"""Partitions built from ``maestro.yaml`` at load: months x instruments for bars, instruments x strategies for research."""
+"""Partitions built from ``maestro.yaml`` at load: months x instruments for bars, instruments x strategies for
+research."""
 
 from __future__ import annotations
 

@@ -55,8 +55,9 @@ def build_research_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Defi
         kinds={"duckdb", "parquet"},
         code_version=code_version("maestro_pipeline.walkforward.planner", "maestro_pipeline.walkforward.table",
                                   "maestro_pipeline.walkforward.live", "maestro_pipeline.walkforward.regimes"),
-        description="Walk-forward train/test windows per instrument on a fixed calendar grid (train and test disjoint), "
-        "plus the live split (its pick is what to trade now) and each window's market regime (HMM, past data only).",
+        description="Walk-forward train/test windows per instrument on a fixed calendar grid "
+        "(train and test disjoint), plus the live split (its pick is what to trade now) "
+        "and each window's market regime (HMM, past data only).",
     )
     def walk_forward_splits(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         with user_errors():
@@ -109,7 +110,8 @@ def build_research_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Defi
 
     @dg.asset(
         partitions_def=parts.research,
-        deps=[dg.AssetDep(walk_forward_splits, partition_mapping=dg.MultiToSingleDimensionPartitionMapping("instrument"))],
+        deps=[dg.AssetDep(walk_forward_splits,
+                          partition_mapping=dg.MultiToSingleDimensionPartitionMapping("instrument"))],
         group_name="research",
         kinds={"optuna", "parquet"},
         code_version=code_version("maestro_pipeline.search.study", "maestro_pipeline.search.runner",
@@ -117,9 +119,10 @@ def build_research_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Defi
                                   "maestro_pipeline.engine.reference"),
         automation_condition=RESEARCH_CONDITION,
         pool=RESEARCH_POOL,
-        description="Per split, the parameters an Optuna search (seeded; compiled backtests that reproduce vectorbt) picks "
-        "on the train window; every trial goes to trial_ledger and its daily returns to trial_returns; studies are "
-        "persisted to the Optuna storage. Splits run in parallel processes; unchanged splits are reused by fingerprint.",
+        description="Per split, the parameters an Optuna search (seeded; compiled backtests that reproduce vectorbt) "
+        "picks on the train window; every trial goes to trial_ledger and its daily returns to trial_returns; studies "
+        "are persisted to the Optuna storage. Splits run in parallel processes; unchanged splits are reused by "
+        "fingerprint.",
     )
     def split_optimal_params(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         with user_errors():
@@ -132,14 +135,15 @@ def build_research_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Defi
             prev_daily = lk.read_file("trial_returns", part) if lk.exists("trial_returns", part) else None
             out = optimize_splits(
                 bars, splits_from_table(table), strategy, cfg.search, costs_for(cfg, inst), inst.timeframe, prev,
-                prev_ledger, prev_daily, storage_url=cfg.search.storage_url(lk.root), study_prefix=f"{inst.key}/{strategy}/",
+                prev_ledger, prev_daily, storage_url=cfg.search.storage_url(lk.root),
+                study_prefix=f"{inst.key}/{strategy}/",
             )
             live_col = (table.select("split", "live") if "live" in table.columns
                         else table.select("split", pl.lit(False).alias("live")))
             out.params = out.params.drop("live", strict=False).join(live_col, on="split", how="left")
             versions = library_versions("optuna", "vectorbt", "numba", "numpy", "pandas")
-            lineage = {"run_id": context.run_id, "bars_data_version": bars_hash(bars), "search": cfg.search.model_dump(),
-                       "sampler": sampler_label(cfg.search), "libraries": versions}
+            lineage = {"run_id": context.run_id, "bars_data_version": bars_hash(bars),
+                       "search": cfg.search.model_dump(), "sampler": sampler_label(cfg.search), "libraries": versions}
             with lk.transaction() as tx:
                 w = lk.write_table(out.params, "split_optimal_params", part, lineage=lineage, tx=tx)
                 lk.write_table(out.ledger, "trial_ledger", part, lineage=lineage, tx=tx)
@@ -179,8 +183,9 @@ def build_research_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Defi
         automation_condition=RESEARCH_CONDITION,
         pool=RESEARCH_POOL,
         description="Out-of-sample report: each split's parameters traded on its own test window, stitched equity "
-        "vs buy-and-hold, per-split train vs test metrics, walk-forward efficiency, Deflated Sharpe Ratio, PBO (CSCV), "
-        "bootstrap CIs, parameter stability, quantstats figures (365-day year), charts, an HTML tearsheet and a verdict.",
+        "vs buy-and-hold, per-split train vs test metrics, walk-forward efficiency, Deflated Sharpe Ratio, "
+        "PBO (CSCV), bootstrap CIs, parameter stability, quantstats figures (365-day year), charts, "
+        "an HTML tearsheet and a verdict.",
     )
     def oos_reports(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         with user_errors():
@@ -190,8 +195,8 @@ def build_research_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Defi
             params = lk.read_file("split_optimal_params", part)
             ledger = lk.read_file("trial_ledger", part) if lk.exists("trial_ledger", part) else pl.DataFrame()
             daily = lk.read_file("trial_returns", part) if lk.exists("trial_returns", part) else None
-            report = build_report(inst, strategy, bars, params, ledger, daily, lk.read_file("walk_forward_splits", inst.hive),
-                                  costs_for(cfg, inst), max_gap(inst))
+            report = build_report(inst, strategy, bars, params, ledger, daily,
+                                  lk.read_file("walk_forward_splits", inst.hive), costs_for(cfg, inst), max_gap(inst))
             res, card, summary = report.oos, report.card, {**report.summary, "run_id": context.run_id}
             lineage = {"run_id": context.run_id, "bars_data_version": summary["bars_data_version"],
                        "libraries": library_versions("quantstats", "vectorbt", "scipy")}
@@ -219,7 +224,8 @@ def build_research_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Defi
                 "thresholds": summary["thresholds"],
                 "report": dg.MetadataValue.md(report_markdown(summary, card.charts)),
                 **{k: num(k) for k in ("oos_sharpe", "oos_sortino", "oos_cagr", "oos_max_drawdown", "oos_calmar",
-                                      "oos_total_return", "dsr", "pbo", "sharpe_ci_low", "sharpe_ci_high", "plateau_median")},
+                                      "oos_total_return", "dsr", "pbo", "sharpe_ci_low", "sharpe_ci_high",
+                                      "plateau_median")},
                 "oos_trades": summary["oos_trades"],
                 "live_parameters": summary["live_params"] or "no live split",
                 "trials_searched": summary["dsr_n_trials"],

@@ -107,7 +107,8 @@ class Row:
         if self.reference is None:
             return f"| {self.what} | {self.ours:,.3f} {self.unit} | — | — | {self.note} |"
         ratio = self.ours / self.reference if self.reference else float("nan")
-        return f"| {self.what} | {self.ours:,.3f} {self.unit} | {self.reference:,.3f} {self.unit} | {ratio:,.2f}x | {self.note} |"
+        return (f"| {self.what} | {self.ours:,.3f} {self.unit} | {self.reference:,.3f} {self.unit} | {ratio:,.2f}x "
+                f"| {self.note} |")
 
 
 def _best_of(fn, repeat: int = 5) -> float:
@@ -132,9 +133,10 @@ def _reference_walk_forward(o, c, splits, ts, costs, ppy, n_trials: int) -> None
     """Optuna in-memory TPE (multivariate, seeded) driving the numba loop, one split after another."""
     for sp in splits:
         i0, i1 = (int(x) for x in np.searchsorted(ts, [sp.train_start, sp.train_end]))
-        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=42, multivariate=True))
+        study = optuna.create_study(direction="maximize",
+                                    sampler=optuna.samplers.TPESampler(seed=42, multivariate=True))
 
-        def objective(trial):
+        def objective(trial, i0=i0, i1=i1):
             f = trial.suggest_int("fast", 2, 60)
             s = trial.suggest_int("slow", 10, 240)
             if f >= s:
@@ -180,7 +182,8 @@ def run(demo: bool = True, trials: int = 100) -> list[Row]:
 
     grid = [{"fast": f, "slow": s} for f, s in GRID]
     t_ours = _best_of(lambda: grid_returns(pdf, strat, grid, 0, n, costs), 3)
-    t_loop = _best_of(lambda: [ema_cross_loop(o, c, f, s, costs.fee, costs.slippage, 0, n, 10_000.0) for f, s in GRID], 3)
+    t_loop = _best_of(lambda: [ema_cross_loop(o, c, f, s, costs.fee, costs.slippage, 0, n, 10_000.0)
+                               for f, s in GRID], 3)
     rows.append(Row(f"grid backtests/s ({len(GRID):,} combinations, EMA cross)", len(GRID) / t_ours, len(GRID) / t_loop,
                     "bt/s", "reference: the numba loop per combination; higher is better (ratio >= 1 means faster)"))
     fast_w, slow_w = np.array([f for f, _ in GRID]), np.array([s for _, s in GRID])
@@ -190,8 +193,10 @@ def run(demo: bool = True, trials: int = 100) -> list[Row]:
         sma = vbt.MA.run(pdf["close"], window=slow_w, ewm=True, short_name="s")
         up, down = fma.ma_crossed_above(sma), fma.ma_crossed_below(sma)
         pf = vbt.Portfolio.from_signals(pdf["close"], entries=up.vbt.fshift(1, fill_value=False),
-                                        exits=down.vbt.fshift(1, fill_value=False), short_entries=down.vbt.fshift(1, fill_value=False),
-                                        short_exits=up.vbt.fshift(1, fill_value=False), price=pdf["open"].to_numpy()[:, None],
+                                        exits=down.vbt.fshift(1, fill_value=False),
+                                        short_entries=down.vbt.fshift(1, fill_value=False),
+                                        short_exits=up.vbt.fshift(1, fill_value=False),
+                                        price=pdf["open"].to_numpy()[:, None],
                                         fees=costs.fee, slippage=costs.slippage, init_cash=10_000.0, freq="1h")
         pf.sharpe_ratio()
 
@@ -215,7 +220,8 @@ def run(demo: bool = True, trials: int = 100) -> list[Row]:
     same_params = one.params["params"].to_list() == many.params["params"].to_list()
     rows.append(Row(f"walk-forward {len(splits)} splits x {trials} trials, 1 process", ours_1, ref_wf, "s",
                     "reference: Optuna in-memory TPE + numba loop, 1 process"))
-    rows.append(Row(f"walk-forward {len(splits)} splits x {trials} trials, {many.workers} processes", ours_n, ref_wf, "s",
+    rows.append(Row(f"walk-forward {len(splits)} splits x {trials} trials, {many.workers} processes", ours_n, ref_wf,
+                    "s",
                     f"same parameters as 1 process: {same_params}; trials in ledger {many.ledger.height}"))
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -34,7 +34,8 @@ def ensure_dagster_home(cfg=None) -> Path:
     path = home / "dagster.yaml"
     if cfg is None and path.exists():
         return home
-    text = "# Maestro's local Dagster instance (SQLite storage in this folder); written from maestro.yaml.\ntelemetry:\n  enabled: false\n"
+    text = ("# Maestro's local Dagster instance (SQLite storage in this folder); written from maestro.yaml.\n"
+            "telemetry:\n  enabled: false\n")
     if cfg is not None:
         c = cfg.concurrency
         text += (f"concurrency:\n  runs:\n    max_concurrent_runs: {c.max_concurrent_runs}\n"
@@ -90,9 +91,12 @@ def run_graph(cfg_path: Path, *, now_ms: int | None = None, instance=None, log=p
             tags={"maestro/trigger": "demo"},
         )
         if not result.success:
-            reasons = [e.message for e in result.all_events if e.is_failure or e.event_type_value == "ASSET_CHECK_EVALUATION" and "did not pass" in (e.message or "")]
+            reasons = [e.message for e in result.all_events
+                       if e.is_failure or e.event_type_value == "ASSET_CHECK_EVALUATION"
+                       and "did not pass" in (e.message or "")]
             failure = next((e for e in result.all_events if e.is_step_failure), None)
-            detail = failure.step_failure_data.error.message.strip().splitlines()[0] if failure and failure.step_failure_data.error else "; ".join(reasons[:2])
+            detail = (failure.step_failure_data.error.message.strip().splitlines()[0]
+                      if failure and failure.step_failure_data.error else "; ".join(reasons[:2]))
             raise MaestroError(f"{label} failed (run {result.run_id[:8]}): {detail}")
 
     t0 = time.perf_counter()
@@ -130,7 +134,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     cfg = load_config(path)
     ensure_dagster_home(cfg)
     print(f"Maestro demo: {len(cfg.instruments)} instrument(s) x {len(cfg.strategies)} strategies, "
-          f"{cfg.walk_forward.n_splits} splits x {cfg.search.n_trials} trials, lake {cfg.lake_path(path.resolve().parent)}")
+          f"{cfg.walk_forward.n_splits} splits x {cfg.search.n_trials} trials, "
+          f"lake {cfg.lake_path(path.resolve().parent)}")
     t0 = time.perf_counter()
     timings = run_graph(path)
     total = time.perf_counter() - t0
@@ -161,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("check-config", help="validate maestro.yaml").set_defaults(fn=_cmd_check_config)
     sub.add_parser("demo", help="materialize the whole graph and print the leaderboard").set_defaults(fn=_cmd_demo)
     sub.add_parser("leaderboard", help="print the leaderboard from the lake").set_defaults(fn=_cmd_leaderboard)
-    sub.add_parser("instance", help="write the Dagster instance's dagster.yaml (concurrency limits) from maestro.yaml").set_defaults(fn=_cmd_instance)
+    sub.add_parser("instance", help="write the Dagster instance's dagster.yaml (concurrency limits) from maestro.yaml"
+                   ).set_defaults(fn=_cmd_instance)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

@@ -186,7 +186,8 @@ class SearchConfig(_Model):
     folds: int = Field(4, ge=2, le=20)                   # train sub-windows the Wilcoxon pruner compares
     warm_start: bool = False                             # enqueue the previous split's best (splits then run in order)
     workers: int = Field(0, ge=0, le=256)                # processes for splits; 0 = one per CPU core
-    storage: str = "sqlite:///{lake_root}/optuna/studies.db"  # Optuna RDB URL the finished studies go to; "none" = keep none
+    # the Optuna RDB URL the finished studies go to; "none" = keep none
+    storage: str = "sqlite:///{lake_root}/optuna/studies.db"
 
     @field_validator("objective")
     @classmethod
@@ -196,7 +197,8 @@ class SearchConfig(_Model):
             raise ValueError(f"name at least one objective: {', '.join(_SEARCH_OBJECTIVES)}")
         for name in names:
             if name not in _SEARCH_OBJECTIVES:
-                raise ValueError(f"unknown objective {name!r}{_closest(name, _SEARCH_OBJECTIVES)}; use {', '.join(_SEARCH_OBJECTIVES)}")
+                raise ValueError(f"unknown objective {name!r}{_closest(name, _SEARCH_OBJECTIVES)}; "
+                                 f"use {', '.join(_SEARCH_OBJECTIVES)}")
         if len(set(names)) != len(names):
             raise ValueError("an objective is listed twice")
         return v if isinstance(v, str) or len(names) > 1 else names[0]
@@ -206,7 +208,8 @@ class SearchConfig(_Model):
         objs = self.objectives
         for k, w in self.weights.items():
             if k not in objs:
-                raise ValueError(f"weights.{k}: not one of the objectives ({', '.join(objs)}); remove it or add it to objective")
+                raise ValueError(f"weights.{k}: not one of the objectives ({', '.join(objs)}); "
+                                 "remove it or add it to objective")
             if not w > 0:
                 raise ValueError(f"weights.{k}={w}: weights must be positive")
         if self.pruner != "none" and len(objs) > 1:
@@ -230,8 +233,9 @@ class SearchConfig(_Model):
     def fingerprint_fields(self) -> dict[str, Any]:
         """Everything that changes a split's search result (not workers or storage, which do not)."""
         return {
-            "n_trials": self.n_trials, "seed": self.seed, "objectives": list(self.objectives), "selection": self.selection,
-            "weights": dict(sorted(self.weights.items())), "sampler": self.sampler, "grid_points": self.grid_points,
+            "n_trials": self.n_trials, "seed": self.seed, "objectives": list(self.objectives),
+            "selection": self.selection, "weights": dict(sorted(self.weights.items())), "sampler": self.sampler,
+            "grid_points": self.grid_points,
             "pruner": self.pruner, "folds": self.folds, "warm_start": self.warm_start,
         }
 
@@ -344,7 +348,8 @@ class DataContractConfig(_Model):
     def policy_for(self, exchange: str) -> Policy:
         """The contract policy (severities + this exchange's thresholds)."""
         over = self.exchanges.get(exchange)
-        t = {**self.default.model_dump(), **({k: x for k, x in over.model_dump().items() if x is not None} if over else {})}
+        t = {**self.default.model_dump(),
+             **({k: x for k, x in over.model_dump().items() if x is not None} if over else {})}
         return Policy(severity=self.severities(), **t)
 
 

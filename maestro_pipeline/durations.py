@@ -95,7 +95,8 @@ class Length:
 ZERO = Length(0, "ms")
 
 
-def parse_length(value: Any, what: str = "window length", allow_zero: bool = False, allow_months: bool = True) -> Length:
+def parse_length(value: Any, what: str = "window length", allow_zero: bool = False,
+                 allow_months: bool = True) -> Length:
     """Read a length (see module docstring). Zero only where ``allow_zero`` (purge, embargo, thresholds); calendar
     months only where ``allow_months``. Every problem is a one-line ``MaestroError`` naming ``what``."""
     if isinstance(value, Length):

@@ -176,7 +176,8 @@ class Lake:
             tx.commit()
         return target
 
-    def staged_path(self, asset: str, partition: Mapping[str, str] | None, filename: str, tx: Transaction) -> tuple[Path, Path]:
+    def staged_path(self, asset: str, partition: Mapping[str, str] | None, filename: str,
+                    tx: Transaction) -> tuple[Path, Path]:
         """A temp path a library can write to itself (e.g. an HTML tearsheet), renamed on commit."""
         target = self.path(asset, partition, filename)
         return tx.stage(target), target
@@ -200,7 +201,8 @@ class Lake:
     def exists(self, asset: str, partition: Mapping[str, str] | None = None, filename: str = DATA_FILE) -> bool:
         return self.path(asset, partition, filename).exists()
 
-    def read_file(self, asset: str, partition: Mapping[str, str] | None = None, filename: str = DATA_FILE) -> pl.DataFrame:
+    def read_file(self, asset: str, partition: Mapping[str, str] | None = None,
+                  filename: str = DATA_FILE) -> pl.DataFrame:
         p = self.path(asset, partition, filename)
         if not p.exists():
             raise DataError(f"{p} does not exist: materialize {asset} for {dict(partition or {})} first")

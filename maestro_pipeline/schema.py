@@ -35,7 +35,8 @@ def empty_bars() -> pl.DataFrame:
 def conform(df: pl.DataFrame, source: str | None = None) -> pl.DataFrame:
     """Cast to the bar schema (adding ``datetime`` from ``timestamp`` and ``source`` when missing)."""
     if "datetime" not in df.columns:
-        df = df.with_columns(pl.col("timestamp").cast(pl.Int64).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC").alias("datetime"))
+        df = df.with_columns(pl.col("timestamp").cast(pl.Int64).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC")
+                             .alias("datetime"))
     if "source" not in df.columns:
         if source is None:
             raise ValueError("bars need a source")

@@ -94,7 +94,7 @@ def simulate(
     start = int(start)
     fee, slippage, init_cash = _check_costs(fee, slippage, init_cash)
     sigs = [_bool_array(a, name, n) for a, name in zip(
-        (long_entries, long_exits, short_entries, short_exits), _SIGNAL_NAMES)]
+        (long_entries, long_exits, short_entries, short_exits), _SIGNAL_NAMES, strict=True)]
     _check_prices(open_, close, start)
     if funding_rate is None:
         rate_w, has_rate = np.empty(0), False
@@ -208,8 +208,9 @@ def grid_returns(
         if len(batch) != len(idx):
             raise MaestroError(f"strategy {strategy.name!r}: signals_batch returned {len(batch)} signal sets for "
                                f"{len(idx)} parameter sets: return one per parameter set")
-        for k, sig in zip(idx, batch):
-            arrays = [_bool_array(a, f"signals_batch {name}", end - lo) for a, name in zip(sig.arrays(), _SIGNAL_NAMES)]
+        for k, sig in zip(idx, batch, strict=True):
+            arrays = [_bool_array(a, f"signals_batch {name}", end - lo)
+                      for a, name in zip(sig.arrays(), _SIGNAL_NAMES, strict=True)]
             pack_nb(*arrays, start - lo, codes[row])
             dest[row] = k
             row += 1

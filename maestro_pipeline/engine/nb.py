@@ -207,8 +207,8 @@ def execute_nb(kind, price, fee, slip, cash, pos, debt, free):
 @njit(cache=True)
 def orders_nb(open_w, codes, fee, slip, init_cash, ev_bar, ev_flow, ev_cash):
     """Pass 1, the simulation: fills of window bars ``1..m-1``, the signals of bar ``j - 1`` (``codes``, see
-    :func:`pack_nb`) filling at bar ``j``. Stores each fill's bar, asset flow and cash flow as vectorbt's value pass reads
-    them from the order records; returns (number of fills, exit-trade count)."""
+    :func:`pack_nb`) filling at bar ``j``. Stores each fill's bar, asset flow and cash flow as vectorbt's value pass
+    reads them from the order records; returns (number of fills, exit-trade count)."""
     m = open_w.shape[0]
     cash, pos, debt, free = init_cash, 0.0, 0.0, init_cash  # vectorbt's *_now
     in_trade = False  # get_exit_trades_nb over the fills

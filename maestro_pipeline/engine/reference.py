@@ -150,7 +150,7 @@ def _trades_frame(records: np.ndarray, index: pd.Index) -> pd.DataFrame:
 
 def _check_signals(signals: Signals, n: int) -> tuple[np.ndarray, ...]:
     arrays = []
-    for name, a in zip(("long_entries", "long_exits", "short_entries", "short_exits"), signals.arrays()):
+    for name, a in zip(("long_entries", "long_exits", "short_entries", "short_exits"), signals.arrays(), strict=True):
         a = np.asarray(a)
         if a.shape != (n,):
             raise ValueError(f"signals.{name} has shape {a.shape}, expected ({n},) to match the bars")
@@ -195,7 +195,8 @@ def run_backtest(
     open_ = window["open"].to_numpy(dtype=np.float64)
     close = window["close"].to_numpy(dtype=np.float64)
     if not (np.all(np.isfinite(open_)) and np.all(np.isfinite(close)) and open_.min() > 0 and close.min() > 0):
-        raise DataError("bars have missing or non-positive open/close prices in the backtest window: clean the data first")
+        raise DataError("bars have missing or non-positive open/close prices in the backtest window: "
+                        "clean the data first")
 
     le, lx, se, sx = (_fills(a, start) for a in (le, lx, se, sx))
     kwargs: dict[str, Any] = {}

@@ -24,7 +24,8 @@ def leaderboard_sql(lake: Lake, keys: list[tuple[str, str]] | None = None) -> st
         where = "(instrument, strategy) IN (" + ", ".join(f"('{i}', '{s}')" for i, s in keys) + ")"
     cols = ", ".join(COLUMNS)
     return (
-        f"SELECT row_number() OVER (ORDER BY CASE verdict {order} ELSE 99 END, oos_sharpe DESC NULLS LAST) AS rank, {cols} "
+        f"SELECT row_number() OVER (ORDER BY CASE verdict {order} ELSE 99 END, oos_sharpe DESC NULLS LAST) AS rank, "
+        f"{cols} "
         f"FROM read_parquet('{glob}', union_by_name=true, hive_partitioning=false) WHERE {where} ORDER BY rank"
     )
 
@@ -51,5 +52,6 @@ def format_leaderboard(df: pl.DataFrame) -> str:
         pl.col("dsr").cast(pl.Float64).round(2),
         pl.col("pbo").cast(pl.Float64).round(2),
     )
-    with pl.Config(tbl_rows=200, tbl_cols=20, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, tbl_width_chars=200):
+    with pl.Config(tbl_rows=200, tbl_cols=20, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True,
+                   tbl_width_chars=200):
         return str(show)

@@ -38,8 +38,8 @@ class OOSResult:
 
 
 def run_oos(
-    bars: pl.DataFrame, params: pl.DataFrame, strategy_name: str, costs: Costs, timeframe: str, init_cash: float = 10_000.0,
-    max_gap: str | int = DEFAULT_MAX_GAP,
+    bars: pl.DataFrame, params: pl.DataFrame, strategy_name: str, costs: Costs, timeframe: str,
+    init_cash: float = 10_000.0, max_gap: str | int = DEFAULT_MAX_GAP,
 ) -> OOSResult:
     """Trade each split's chosen parameters on its own test window and stitch the results."""
     if params.height == 0:
@@ -84,11 +84,13 @@ def run_oos(
                 "train_trades": r["train_trades"],
                 "test_trades": int(res.n_trades),
                 "test_buy_hold_return": float(np.prod(1 + bench.to_numpy()) - 1),
-                **gap_flags(ts, Split(r["split"], r["train_start"], r["train_end"], r["test_start"], r["test_end"]), timeframe, max_gap),
+                **gap_flags(ts, Split(r["split"], r["train_start"], r["train_end"], r["test_start"], r["test_end"]),
+                            timeframe, max_gap),
             }
         )
         if len(res.trades):
-            t = pl.from_pandas(res.trades.reset_index(drop=True).astype({c: "string" for c in ("entry_time", "exit_time") if c in res.trades.columns}))
+            t = pl.from_pandas(res.trades.reset_index(drop=True).astype(
+                {c: "string" for c in ("entry_time", "exit_time") if c in res.trades.columns}))
             trade_frames.append(t.with_columns(pl.lit(r["split"]).alias("split")))
     returns = pd.concat(parts)
     benchmark = pd.concat(bench_parts)

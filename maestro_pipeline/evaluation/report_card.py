@@ -1,8 +1,8 @@
 """The out-of-sample report card: is this strategy robust? Figures, tables and charts for one instrument x strategy.
 
 Built from the walk-forward's own records, never from a re-run search: the stitched OOS returns
-(:func:`maestro_pipeline.evaluation.run_oos`), the per-split picks, the trial ledger (every trial of every split) and the trials'
-daily train returns. What it adds to the OOS run:
+(:func:`maestro_pipeline.evaluation.run_oos`), the per-split picks, the trial ledger (every trial of every split)
+and the trials' daily train returns. What it adds to the OOS run:
 
 * the full quantstats table (365-day year) and rolling 30-day Sharpe/volatility;
 * the Deflated Sharpe Ratio of the OOS daily returns, deflated by the real number of trials in the ledger and
@@ -63,7 +63,8 @@ def _f(x: Any) -> float:
 
 def _trial_daily_sharpes(daily: pl.DataFrame) -> np.ndarray:
     """Per-period Sharpe (mean / std, ddof=1; 0 when flat) of every trial's daily train returns."""
-    g = (daily.group_by("split", "trial").agg(pl.col("return").mean().alias("m"), pl.col("return").std(ddof=1).alias("s"))
+    g = (daily.group_by("split", "trial")
+         .agg(pl.col("return").mean().alias("m"), pl.col("return").std(ddof=1).alias("s"))
          .sort("split", "trial"))  # group_by's order varies from run to run: the variance must not
     m, s = g["m"].to_numpy(), g["s"].fill_null(0.0).to_numpy()
     return np.where(s > 0, m / np.where(s > 0, s, 1.0), 0.0)
@@ -88,7 +89,8 @@ def overfitting_figures(oos_daily: pd.Series, ledger: pl.DataFrame, daily: pl.Da
         pbo = stats.pbo_walk_forward(daily.select("split", "trial", "day", "return").to_pandas())
         out["pbo"] = pbo["mean_pbo"]
         out["pbo_splits"] = sum(1 for p in pbo["per_split"] if p.get("pbo") is not None)
-        out["pbo_per_split"] = json.dumps([{k: p.get(k) for k in ("split", "pbo", "n_days", "n_trials")} for p in pbo["per_split"]])
+        out["pbo_per_split"] = json.dumps([{k: p.get(k) for k in ("split", "pbo", "n_days", "n_trials")}
+                                           for p in pbo["per_split"]])
         notes += list(pbo["notes"])
     out["overfitting_note"] = "; ".join(notes)
     return out
@@ -99,7 +101,8 @@ def confidence_intervals(oos_daily: pd.Series, trades: pl.DataFrame) -> dict[str
     out: dict[str, float] = {}
     for stat in ("sharpe", "max_drawdown"):
         try:
-            lo, hi, point = stats.bootstrap_ci(r, stat, 365, n_boot=BOOTSTRAP["n_boot"], seed=BOOTSTRAP["seed"], level=BOOTSTRAP["level"])
+            lo, hi, point = stats.bootstrap_ci(r, stat, 365, n_boot=BOOTSTRAP["n_boot"], seed=BOOTSTRAP["seed"],
+                                               level=BOOTSTRAP["level"])
         except MaestroError:  # too few OOS days to resample
             lo = hi = point = math.nan
         out[f"{stat}_ci_low"], out[f"{stat}_ci_high"], out[f"{stat}_daily_point"] = lo, hi, point
@@ -110,14 +113,16 @@ def confidence_intervals(oos_daily: pd.Series, trades: pl.DataFrame) -> dict[str
     return out
 
 
-def stability_figures(params: pl.DataFrame, ledger: pl.DataFrame, strategy: Strategy) -> tuple[dict[str, Any], pl.DataFrame]:
+def stability_figures(params: pl.DataFrame, ledger: pl.DataFrame,
+                      strategy: Strategy) -> tuple[dict[str, Any], pl.DataFrame]:
     """Across splits (spread of each parameter over its range) and around each pick (plateau score, median)."""
     per_split = [json.loads(p) for p in params.sort("split")["params"]]
     space = dict(strategy.space)
     st = stats.parameter_stability(per_split, space)
     rows = []
     for name, d in st["params"].items():
-        rows.append({"parameter": name, **{k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in d.items()}})
+        rows.append({"parameter": name,
+                     **{k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in d.items()}})
     table = pl.DataFrame(rows) if rows else pl.DataFrame({"parameter": []})
     spreads = [d.get("range_ratio") for d in st["params"].values() if d.get("range_ratio") is not None]
     scores = []
@@ -155,20 +160,25 @@ def charts(res: OOSResult, params: pl.DataFrame, ledger: pl.DataFrame, bars: pd.
     t0, t1 = pd.Timestamp(last["test_start"], unit="ms"), pd.Timestamp(last["test_end"], unit="ms")
     window = bars.loc[(bars.index >= t0) & (bars.index < t1)]
     trades = res.trades.filter(pl.col("split") == last["split"]).to_pandas() if res.trades.height else None
-    out["latest_test_candles"] = candles_with_trades_png(window, trades, title=f"{title}: latest test window, OOS trades")
-    per_split = pd.DataFrame([{"split": r["split"], **json.loads(r["params"])} for r in params.sort("split").iter_rows(named=True)])
+    out["latest_test_candles"] = candles_with_trades_png(window, trades,
+                                                         title=f"{title}: latest test window, OOS trades")
+    per_split = pd.DataFrame([{"split": r["split"], **json.loads(r["params"])}
+                              for r in params.sort("split").iter_rows(named=True)])
     searched = {k: v for k, v in strategy.space.items() if k in per_split.columns}
     if searched:
-        out["param_heatmap"] = param_heatmap_png(per_split[["split", *searched]], searched,
-                                                 title=f"{title}: chosen parameters per split (colour = place in range)")
+        out["param_heatmap"] = param_heatmap_png(
+            per_split[["split", *searched]], searched,
+            title=f"{title}: chosen parameters per split (colour = place in range)")
     axes = _surface_axes(strategy)
     if axes and ledger.height:
         led = ledger.filter((pl.col("split") == last["split"]) & (pl.col("state") == "COMPLETE"))
         if led.height >= 3:
-            trials = pd.DataFrame([{**json.loads(p), "value": v} for p, v in zip(led["params"], led["value"])])
+            trials = pd.DataFrame([{**json.loads(p), "value": v}
+                                   for p, v in zip(led["params"], led["value"], strict=True)])
             trials.loc[trials["value"] <= NO_TRADES_SCORE, "value"] = np.nan  # never-trading trials are not a score
-            out["param_surface"] = param_surface_png(trials, axes[0], axes[1], json.loads(last["params"]),
-                                                     title=f"{title}: split {last['split']} trials ({axes[0]} x {axes[1]})")
+            out["param_surface"] = param_surface_png(
+                trials, axes[0], axes[1], json.loads(last["params"]),
+                title=f"{title}: split {last['split']} trials ({axes[0]} x {axes[1]})")
     return out
 
 
@@ -202,4 +212,5 @@ def build_report_card(res: OOSResult, params: pl.DataFrame, ledger: pl.DataFrame
     summary["dsr_n_trials"] = int(figures["dsr_n_trials"])
     summary["pbo_splits"] = int(figures["pbo_splits"])
     summary["plateau_splits"] = int(stab["plateau_splits"])
-    return ReportCard(summary, roll, stab_table, charts(res, params, ledger, bars, strategy, title) if with_charts else {})
+    return ReportCard(summary, roll, stab_table,
+                      charts(res, params, ledger, bars, strategy, title) if with_charts else {})

@@ -29,7 +29,8 @@ def verdict(oos_trades: int, oos_sharpe: float, wfe: float | None, pbo: float | 
     if not np.isfinite(oos_sharpe) or oos_sharpe <= 0:
         return "fails out of sample", f"OOS Sharpe {oos_sharpe:.2f} <= 0"
     if pbo is not None and np.isfinite(pbo) and pbo >= MAX_PBO:
-        return "overfit", f"PBO {pbo:.2f} >= {MAX_PBO}: the train-window winner usually ranks in the bottom half out of sample"
+        return "overfit", (f"PBO {pbo:.2f} >= {MAX_PBO}: "
+                           "the train-window winner usually ranks in the bottom half out of sample")
     if wfe is None:
         return "inconclusive", f"OOS Sharpe {oos_sharpe:.2f} > 0 but walk-forward efficiency is undefined"
     if wfe < MIN_WFE:
@@ -41,7 +42,8 @@ def verdict(oos_trades: int, oos_sharpe: float, wfe: float | None, pbo: float | 
     if dsr is None or not np.isfinite(dsr):
         return "promising", f"{passed}; DSR not computable, so not called robust"
     if dsr < MIN_DSR:
-        return "promising", f"{passed}; but DSR {dsr:.2f} < {MIN_DSR}: the OOS Sharpe may be luck across the trials searched"
+        return "promising", (f"{passed}; but DSR {dsr:.2f} < {MIN_DSR}: "
+                             "the OOS Sharpe may be luck across the trials searched")
     return "robust", f"{passed}, DSR {dsr:.2f} >= {MIN_DSR}"
 
 

@@ -235,7 +235,8 @@ class CcxtSource(MarketSource):
                     f"MAESTRO_{self.exchange_id.upper()}_API_KEY/_SECRET"
                 ) from None
             except ccxt.BaseError as e:
-                raise DataError(f"{self.exchange_id}: {what}: {type(e).__name__}: {self._scrub(str(e))[:300]}") from None
+                raise DataError(f"{self.exchange_id}: {what}: {type(e).__name__}: "
+                                f"{self._scrub(str(e))[:300]}") from None
 
     def load_markets(self, reload: bool = False) -> dict[str, Any]:
         """Markets of this exchange, loaded once per (exchange id, API base) per process.
@@ -415,7 +416,8 @@ class CcxtSource(MarketSource):
             return self.exchange.fetch_funding_rate_history(symbol, since=cursor, limit=lim,
                                                             params={"until": until_incl})
 
-        rows = self._paginate("funding rates", market, page, lambda r: r.get("timestamp") if isinstance(r, dict) else None,
+        rows = self._paginate("funding rates", market, page,
+                              lambda r: r.get("timestamp") if isinstance(r, dict) else None,
                               int(since_ms), end, 1, limit, "funding_pages", grace_ms=FUNDING_GRACE_MS)
         df = pl.DataFrame(
             {"timestamp": [int(r["timestamp"]) for r in rows],
@@ -437,7 +439,8 @@ class CcxtSource(MarketSource):
             return self.exchange.fetch_open_interest_history(symbol, timeframe, since=cursor, limit=lim,
                                                              params={"until": until_incl})
 
-        rows = self._paginate("open interest", market, page, lambda r: r.get("timestamp") if isinstance(r, dict) else None,
+        rows = self._paginate("open interest", market, page,
+                              lambda r: r.get("timestamp") if isinstance(r, dict) else None,
                               int(since_ms), end, tf, limit, "open_interest_pages", grace_ms=2 * tf)
 
         def amount(r: dict) -> float | None:

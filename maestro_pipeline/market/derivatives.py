@@ -63,7 +63,8 @@ def ingest_derivative_month(
         raise DataError(f"unknown derivatives table {kind!r}; use one of {', '.join(KINDS)}")
     label = kind.replace("_", " ")
     if not is_perpetual(inst):
-        return DerivativeMonth(None, 0, False, f"{inst.symbol} is not a perpetual/future (no ':SETTLE' in the symbol): no {label}")
+        return DerivativeMonth(None, 0, False,
+                               f"{inst.symbol} is not a perpetual/future (no ':SETTLE' in the symbol): no {label}")
     has = source.has_funding_rates() if kind == "funding_rates" else source.has_open_interest()
     if not has:
         return DerivativeMonth(None, 0, False, f"source {source.SOURCE} offers no {label} history")
@@ -73,7 +74,8 @@ def ingest_derivative_month(
     hi = min(hi, now_ms + 1)
     period = open_interest_timeframe(inst.timeframe) if kind == "open_interest" else None
     if lo >= hi:
-        return DerivativeMonth(existing, 0, False, f"month {month} is outside the instrument's range or in the future", period)
+        return DerivativeMonth(existing, 0, False, f"month {month} is outside the instrument's range or in the future",
+                               period)
     step = timeframe_ms(period) if period else 1
     since = resume_from(existing, lo, step, full_refresh)
     if since >= hi:

@@ -162,8 +162,9 @@ def _read_csv(path: Path) -> pl.DataFrame:
             # header-less: timestamp, open, high, low, close, volume, ... (Binance's data dumps)
             df = pl.read_csv(io.StringIO(text), separator=delim, has_header=False, infer_schema=False,
                              truncate_ragged_lines=True)
-            return df.select(df.columns[:6]).rename(dict(zip(df.columns[:6], ["timestamp", "open", "high", "low", "close", "volume"])))
-    first = next((l for l in lines if l.strip()), "")[:120]
+            return df.select(df.columns[:6]).rename(
+                dict(zip(df.columns[:6], ["timestamp", "open", "high", "low", "close", "volume"], strict=True)))
+    first = next((ln for ln in lines if ln.strip()), "")[:120]
     raise _err(path, f"no recognizable columns: need a time column (timestamp/time/date/open_time) and "
                      f"open/high/low/close[/volume] in a header within the first lines; first line is {first!r}")
 
@@ -183,7 +184,8 @@ def _read_json(path: Path) -> pl.DataFrame:
         return pl.DataFrame(data, strict=False, infer_schema_length=None)
     if isinstance(data, list) and not data:
         raise _err(path, "the file holds no rows")
-    raise _err(path, "unrecognized JSON layout; freqtrade JSON is [[timestamp_ms, open, high, low, close, volume], ...]")
+    raise _err(path, "unrecognized JSON layout; "
+                     "freqtrade JSON is [[timestamp_ms, open, high, low, close, volume], ...]")
 
 
 def _read_table(path: Path, fmt: str) -> pl.DataFrame:
@@ -197,7 +199,8 @@ def _read_table(path: Path, fmt: str) -> pl.DataFrame:
 
 def _format_of(path: Path) -> str:
     suffixes = [s.lower() for s in path.suffixes]
-    last = suffixes[-2] if suffixes and suffixes[-1] == ".gz" and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
+    last = (suffixes[-2] if suffixes and suffixes[-1] == ".gz" and len(suffixes) > 1
+            else (suffixes[-1] if suffixes else ""))
     if last in (".csv", ".txt", ".tsv"):
         return "csv"
     if last in (".parquet", ".pq"):
@@ -300,7 +303,8 @@ def _map_frame(path: Path, df: pl.DataFrame, base: str | None) -> tuple[pl.DataF
     missing = [k for k, v in price_cols.items() if v is None]
     if time_col is None or missing:
         need = (["a time column (timestamp/time/date/open_time)"] if time_col is None else []) + missing
-        raise _err(path, f"no recognizable columns: missing {', '.join(need)}; found {', '.join(map(str, df.columns[:12]))}")
+        raise _err(path, f"no recognizable columns: missing {', '.join(need)}; "
+                         f"found {', '.join(map(str, df.columns[:12]))}")
     vol_col = _pick_volume(norm_to_col, base)
     mapping = {"timestamp": time_col, **{k: v for k, v in price_cols.items() if v}}  # type: ignore[misc]
     if vol_col:

@@ -52,7 +52,8 @@ def ingest_month(
         return MonthIngest(existing, 0, False, "already up to date")
     fetched = source.fetch(inst.symbol, inst.timeframe, since, hi)
     fetched = conform(fetched, source.SOURCE)
-    fetched = fetched.filter((pl.col("timestamp") >= since) & (pl.col("timestamp") < hi) & (pl.col("timestamp") + tf <= now_ms))
+    fetched = fetched.filter((pl.col("timestamp") >= since) & (pl.col("timestamp") < hi)
+                             & (pl.col("timestamp") + tf <= now_ms))
     combined = stitch(existing, fetched, full_refresh, "bars", f"{inst.key} {month}")
     return MonthIngest(combined, fetched.height, fetched.height > 0 or full_refresh)
 
@@ -64,7 +65,8 @@ def resume_from(existing: pl.DataFrame | None, lo: int, step_ms: int, full_refre
     return max(lo, int(existing["timestamp"].max()) + step_ms)
 
 
-def stitch(existing: pl.DataFrame | None, fetched: pl.DataFrame, full_refresh: bool, what: str, where: str) -> pl.DataFrame:
+def stitch(existing: pl.DataFrame | None, fetched: pl.DataFrame, full_refresh: bool, what: str,
+           where: str) -> pl.DataFrame:
     """Append newly fetched rows to the stored month; refuses to mix sources in one partition."""
     if existing is None or not existing.height or full_refresh:
         return fetched

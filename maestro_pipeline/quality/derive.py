@@ -44,13 +44,13 @@ def derive_rows(df: pl.DataFrame, tf: int) -> pl.DataFrame:
     cols = list(BAR_COLUMNS)
     bad = [pl.when(pl.col(c).is_null() | (pl.col(c).is_nan() if BAR_COLUMNS[c] == pl.Float64() else pl.lit(False)))
            .then(pl.lit(c)) for c in cols]
-    o, h, l, c = (pl.col(x) for x in PRICES)
+    o, h, low, c = (pl.col(x) for x in PRICES)
     nulls = pl.concat_str(bad, separator=",", ignore_nulls=True)
     d = d.with_columns(
         pl.when(nulls != "").then(nulls).otherwise(None).alias("null_fields"),
         (pl.col("timestamp") % tf).alias("ts_mod_tf"),
-        pl.min_horizontal(h - pl.max_horizontal(o, c), pl.min_horizontal(o, c) - l).alias("ohlc_slack"),
-        pl.min_horizontal(o, h, l, c).alias("min_price"),
+        pl.min_horizontal(h - pl.max_horizontal(o, c), pl.min_horizontal(o, c) - low).alias("ohlc_slack"),
+        pl.min_horizontal(o, h, low, c).alias("min_price"),
     )
     # series-derived columns on the rows that can form a series: sorted, first row per timestamp, finite prices
     ok = pl.all_horizontal([pl.col(x).is_not_null() & pl.col(x).is_finite() & (pl.col(x) > 0) for x in PRICES]) \
@@ -63,9 +63,9 @@ def derive_rows(df: pl.DataFrame, tf: int) -> pl.DataFrame:
     mad = float((r - med).abs().median()) * 1.4826 if r.len() else 0.0
     if not mad or not math.isfinite(mad):  # more than half the returns are zero: fall back to the mean deviation
         mad = float((r - med).abs().mean()) * 1.2533 if r.len() else 0.0
-    flat = (o == h) & (h == l) & (l == c)
+    flat = (o == h) & (h == low) & (low == c)
     key = pl.struct("open", "high", "low", "close", "volume")
-    copyable = (h > l) & (pl.col("volume") > 0)
+    copyable = (h > low) & (pl.col("volume") > 0)
     # a bar that undoes the previous bar's move (the way back from a one-bar spike) is scored on the net move of
     # the two bars, so a bad tick flags itself and not also the next, healthy bar
     prev = pl.col("_lr").shift(1)

@@ -70,7 +70,8 @@ class ContractResult:
     def summary(self) -> dict[str, Any]:
         return {
             "status": self.status,
-            "failed": {k: {"severity": o.severity, "count": o.count, "message": o.message} for k, o in self.failed.items()},
+            "failed": {k: {"severity": o.severity, "count": o.count, "message": o.message}
+                       for k, o in self.failed.items()},
             "gaps": [list(g) for g in self.gaps],
             "missing_bars": int(sum(g[2] for g in self.gaps)),
             "thresholds": self.params,
@@ -108,7 +109,8 @@ def _row_reasons(rule: str, params: dict, tf_label: str, tf: int) -> pl.Expr:
                          pl.lit(label_ms(int(params["max_flat_run_ms"])) if params["max_flat_run_ms"] else "0"))
     if rule == "zero_volume_runs":
         return pl.format("zero-volume run of {} bars > {}", pl.col("zero_volume_run_ms") // tf,
-                         pl.lit(label_ms(int(params["max_zero_volume_run_ms"])) if params["max_zero_volume_run_ms"] else "0"))
+                         pl.lit(label_ms(int(params["max_zero_volume_run_ms"]))
+                                if params["max_zero_volume_run_ms"] else "0"))
     return pl.lit(rule)
 
 
@@ -192,7 +194,8 @@ def evaluate(
     cres = validate("continuity", cont.to_pandas(), params)
     ge_results.append(cres)
     gaps_all = [(int(a), int(b), int(n)) for a, b, n in
-                cont.filter(pl.col("missing_bars") > 0).select("first_missing_ms", "last_missing_ms", "missing_bars").iter_rows()]
+                cont.filter(pl.col("missing_bars") > 0)
+                .select("first_missing_ms", "last_missing_ms", "missing_bars").iter_rows()]
     for r in cres.results:
         rule = r.expectation_config.meta["rule"]
         if r.success:
@@ -202,7 +205,8 @@ def evaluate(
         n_missing = int(sel["missing_bars"].sum())
         ranges = [f"{iso(a)}..{iso(b)} ({n})" for a, b, n in
                   sel.select("first_missing_ms", "last_missing_ms", "missing_bars").iter_rows()]
-        limit = "" if rule == "gaps" else f" (max_gap {label_ms(int(params['max_gap_ms'])) if params['max_gap_ms'] else '0'})"
+        limit = ("" if rule == "gaps"
+                 else f" (max_gap {label_ms(int(params['max_gap_ms'])) if params['max_gap_ms'] else '0'})")
         msg = f"{sel.height} gap(s){limit}, {n_missing} missing bar(s), first {ranges[0]}"
         outcomes[rule] = RuleOutcome(rule, sev[rule], False, sel.height, msg, ranges[:5])
     blocked = blocked or any(outcomes[r].blocking for r in CONTINUITY_RULES)
@@ -258,7 +262,8 @@ class RuleResult:
     first_offenders: list[str] = field(default_factory=list)
 
 
-def check_bars(df: pl.DataFrame, timeframe: str, start_ms: int | None = None, end_ms: int | None = None) -> list[RuleResult]:
+def check_bars(df: pl.DataFrame, timeframe: str, start_ms: int | None = None,
+               end_ms: int | None = None) -> list[RuleResult]:
     """The structural rules of the contract as readable results ("3 row(s) with high below open/close or low above
     them, first at 2025-03-02 04:00"); ``[start_ms, end_ms)`` is the partition's time range, if any."""
     res = evaluate(df, timeframe, start_ms=start_ms, end_ms=end_ms)

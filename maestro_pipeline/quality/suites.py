@@ -64,7 +64,8 @@ def ge_context() -> dict[str, Any]:
                 s.add_expectation(e)
             return ctx.suites.add(s)
 
-        m = lambda rule: {"rule": rule, "notes": f"Maestro rule {rule} (check {RULES[rule].check}): {RULES[rule].description}"}  # noqa: E731
+        m = lambda rule: {"rule": rule,  # noqa: E731
+                          "notes": f"Maestro rule {rule} (check {RULES[rule].check}): {RULES[rule].description}"}
         suites = {
             "schema": suite("maestro_bars_schema", [
                 gxe.ExpectColumnValuesToNotBeNull(column="actual_type", meta=m("schema")),
@@ -83,23 +84,26 @@ def ge_context() -> dict[str, Any]:
                                                   meta=m("positive_prices")),
                 gxe.ExpectColumnValuesToBeBetween(column="volume", min_value=0, meta=m("volume_non_negative")),
                 gxe.ExpectColumnValuesToBeNull(column="copy_of", meta=m("copied_rows")),
-                gxe.ExpectColumnValuesToBeBetween(column="return_z", max_value=_param("spike_z"), meta=m("price_spikes")),
+                gxe.ExpectColumnValuesToBeBetween(column="return_z", max_value=_param("spike_z"),
+                                                  meta=m("price_spikes")),
                 gxe.ExpectColumnValuesToBeBetween(column="flat_run_ms", max_value=_param("max_flat_run_ms"),
                                                   meta=m("flat_runs")),
-                gxe.ExpectColumnValuesToBeBetween(column="zero_volume_run_ms", max_value=_param("max_zero_volume_run_ms"),
+                gxe.ExpectColumnValuesToBeBetween(column="zero_volume_run_ms",
+                                                  max_value=_param("max_zero_volume_run_ms"),
                                                   meta=m("zero_volume_runs")),
             ]),
             "continuity": suite("maestro_bars_continuity", [
                 gxe.ExpectColumnValuesToBeBetween(column="missing_bars", max_value=0, meta=m("gaps")),
-                gxe.ExpectColumnValuesToBeBetween(column="gap_ms", max_value=_param("max_gap_ms"), meta=m("gap_over_max")),
+                gxe.ExpectColumnValuesToBeBetween(column="gap_ms", max_value=_param("max_gap_ms"),
+                                                  meta=m("gap_over_max")),
             ]),
         }
         _GE.update(gx=gx, ctx=ctx, batch_defs=batch_defs, suites=suites, build_seconds=time.perf_counter() - t0)
         return _GE
 
 
-_COMPLETE = {"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_INDEX], "return_unexpected_index_query": False,
-             "partial_unexpected_count": 5}
+_COMPLETE = {"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_INDEX],
+             "return_unexpected_index_query": False, "partial_unexpected_count": 5}
 
 
 def validate(kind: str, pdf, params: dict) -> Any:

@@ -62,8 +62,8 @@ def equity_drawdown_png(
 
     Unlike the metrics (daily), the chart follows the bars, so its drawdown (and the "max DD" in its
     legend) can be deeper than ``max_drawdown`` when a day recovered intraday. Long series are thinned
-    to ~1,600 points (equity: last of each bucket; drawdown: minimum, so troughs stay visible). Rendered with matplotlib's Agg canvas on a private
-    ``Figure`` (no pyplot state, no global rcParams change).
+    to ~1,600 points (equity: last of each bucket; drawdown: minimum, so troughs stay visible). Rendered with
+    matplotlib's Agg canvas on a private ``Figure`` (no pyplot state, no global rcParams change).
     """
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -155,7 +155,8 @@ def _naive_utc(values: Any, what: str) -> pd.DatetimeIndex:
 def _ohlc_window(bars: Any, max_candles: int) -> pd.DataFrame:
     """The last ``max_candles`` bars as float open/high/low/close on a sorted naive-UTC index."""
     if not isinstance(bars, pd.DataFrame):
-        raise MaestroError(f"bars must be a pandas DataFrame with open/high/low/close columns, got {type(bars).__name__}")
+        raise MaestroError(f"bars must be a pandas DataFrame with open/high/low/close columns, "
+                           f"got {type(bars).__name__}")
     cols = {str(c).lower(): c for c in bars.columns}
     missing = [c for c in _OHLC if c not in cols]
     if missing:
@@ -215,7 +216,8 @@ def _trades_in(trades: Any, start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.
 
 
 def _candles_figure(bars: pd.DataFrame, trades: pd.DataFrame | None, title: str = "", max_candles: int = 400) -> Any:
-    """The candle chart as a matplotlib ``Figure`` (Agg canvas attached, not drawn); see :func:`candles_with_trades_png`."""
+    """The candle chart as a matplotlib ``Figure`` (Agg canvas attached, not drawn); see
+    :func:`candles_with_trades_png`."""
     import matplotlib
     import matplotlib.dates as mdates
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -227,7 +229,7 @@ def _candles_figure(bars: pd.DataFrame, trades: pd.DataFrame | None, title: str 
     steps = np.diff(x)
     step = float(np.median(steps[steps > 0])) if (steps > 0).any() else 1.0 / 24
     half = 0.35 * step
-    o, h, l, c = (w[k].to_numpy() for k in _OHLC)
+    o, h, low, c = (w[k].to_numpy() for k in _OHLC)
     up = c >= o
     colors = np.where(up, _UP, _DOWN)
     lo_b, hi_b = np.minimum(o, c), np.maximum(o, c)
@@ -235,7 +237,7 @@ def _candles_figure(bars: pd.DataFrame, trades: pd.DataFrame | None, title: str 
         [np.column_stack([x - half, lo_b]), np.column_stack([x + half, lo_b]),
          np.column_stack([x + half, hi_b]), np.column_stack([x - half, hi_b])], axis=1
     )
-    wicks = np.stack([np.column_stack([x, l]), np.column_stack([x, h])], axis=1)
+    wicks = np.stack([np.column_stack([x, low]), np.column_stack([x, h])], axis=1)
     end = w.index[-1] + pd.Timedelta(days=step)  # a trade inside the last candle still shows
     entries, exits = _trades_in(trades, w.index[0], end)
 
@@ -257,7 +259,7 @@ def _candles_figure(bars: pd.DataFrame, trades: pd.DataFrame | None, title: str 
         if len(exits):
             ax.scatter(mdates.date2num(exits["time"].to_numpy()), exits["price"].to_numpy(), marker="x", s=45,
                        color="black", linewidths=1.2, zorder=4, label=f"exit ({len(exits)})", gid="exits")
-        prices = np.concatenate([l, h, entries["price"].to_numpy(float), exits["price"].to_numpy(float)])
+        prices = np.concatenate([low, h, entries["price"].to_numpy(float), exits["price"].to_numpy(float)])
         pad = 0.03 * (prices.max() - prices.min()) or 0.01 * abs(prices.max()) or 1.0
         ax.set_ylim(prices.min() - pad, prices.max() + pad)
         ax.set_xlim(x[0] - step, x[-1] + step)

@@ -43,7 +43,8 @@ def key_figures(summary: dict[str, Any]) -> pl.DataFrame:
                    "OOS CAGR", "OOS max drawdown", "max drawdown 95% CI", "OOS trades", "trials searched",
                    "parameter plateau (median)", "buy-and-hold return"],
         "value": [f"{n('oos_sharpe'):.2f}", f"{n('sharpe_ci_low'):.2f} .. {n('sharpe_ci_high'):.2f}",
-                  f"{n('dsr'):.3f} (SR0 {n('sr0'):.4f}/day)", f"{n('pbo'):.2f} over {summary.get('pbo_splits', 0)} splits",
+                  f"{n('dsr'):.3f} (SR0 {n('sr0'):.4f}/day)",
+                  f"{n('pbo'):.2f} over {summary.get('pbo_splits', 0)} splits",
                   wfe, f"{n('oos_cagr'):.1%}", f"{n('oos_max_drawdown'):.1%}",
                   f"{n('max_drawdown_ci_low'):.1%} .. {n('max_drawdown_ci_high'):.1%}",
                   str(summary.get("oos_trades")), str(summary.get("dsr_n_trials")), f"{n('plateau_median'):.2f}",
@@ -73,5 +74,6 @@ def report_markdown(summary: dict[str, Any], charts: dict[str, bytes]) -> str:
     if summary.get("live_params"):
         live = (f"**Live split** (train {summary['live_train_from']} .. {summary['live_train_to']}, trading until "
                 f"{summary['live_trading_until']}): `{summary['live_params']}`\n\n")
-    return (f"## Verdict: {summary['verdict']}\n\n{summary['verdict_reason']}\n\n*Thresholds: {summary['thresholds']}.*\n\n"
+    return (f"## Verdict: {summary['verdict']}\n\n{summary['verdict_reason']}\n\n"
+            f"*Thresholds: {summary['thresholds']}.*\n\n"
             f"{md_table(key_figures(summary))}\n\n" + live + images)

@@ -40,7 +40,8 @@ def _param_axis(name: str, spec: Any) -> tuple[str, Any]:
     except (TypeError, ValueError):
         raise MaestroError(f"search space entry {name!r}: low/high must be numbers, got {spec!r}") from None
     if not (math.isfinite(low) and math.isfinite(high) and low <= high) or (log and low <= 0):
-        raise MaestroError(f"search space entry {name!r}: need finite low <= high (and low > 0 on a log scale), got {spec!r}")
+        raise MaestroError(f"search space entry {name!r}: need finite low <= high (and low > 0 on a log scale), "
+                           f"got {spec!r}")
     return "num", (low, high, log)
 
 
@@ -169,10 +170,12 @@ def _surface_figure(trials: pd.DataFrame, x: str, y: str, best: dict, value: str
     from matplotlib.figure import Figure
 
     if not isinstance(trials, pd.DataFrame):
-        raise MaestroError(f"trials must be a DataFrame with columns {x!r}, {y!r}, {value!r}, got {type(trials).__name__}")
+        raise MaestroError(f"trials must be a DataFrame with columns {x!r}, {y!r}, {value!r}, "
+                           f"got {type(trials).__name__}")
     missing = [c for c in (x, y, value) if c not in trials.columns]
     if missing:
-        raise MaestroError(f"trials lack column(s) {', '.join(map(repr, missing))} (have: {', '.join(map(str, trials.columns))})")
+        raise MaestroError(f"trials lack column(s) {', '.join(map(repr, missing))} "
+                           f"(have: {', '.join(map(str, trials.columns))})")
     if not isinstance(best, dict) or x not in best or y not in best:
         raise MaestroError(f"best must be a dict holding the chosen {x!r} and {y!r}")
     try:

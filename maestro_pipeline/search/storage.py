@@ -1,4 +1,5 @@
-"""Persisting finished in-memory studies to an Optuna RDB storage (SQLite by default), where optuna-dashboard reads them."""
+"""Persisting finished in-memory studies to an Optuna RDB storage (SQLite by default), where optuna-dashboard
+reads them."""
 
 from __future__ import annotations
 
@@ -66,7 +67,8 @@ def _storage(url: str) -> Any:
             _STORAGES[key] = optuna.storages.RDBStorage(
                 url, engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None)
         except Exception as exc:  # bad URL, missing driver, unreachable server
-            raise MaestroError(f"cannot open the Optuna storage {url!r}: {exc}; fix search.storage or set it to 'none'") from None
+            raise MaestroError(f"cannot open the Optuna storage {url!r}: {exc}; "
+                               "fix search.storage or set it to 'none'") from None
     return _STORAGES[key]
 
 

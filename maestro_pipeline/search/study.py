@@ -1,7 +1,8 @@
 """One split's seeded parameter search on its training window: Optuna samplers over compiled backtests.
 
 * Optuna runs **in memory** during the search (its RDB storage costs ~16 ms per trial here, more than a backtest);
-  the finished study is persisted afterwards with :func:`maestro_pipeline.search.persist_study` to any Optuna RDB URL (SQLite by default).
+  the finished study is persisted afterwards with :func:`maestro_pipeline.search.persist_study` to any Optuna
+  RDB URL (SQLite by default).
 * Samplers: ``tpe`` (``TPESampler(seed, multivariate=True)``), ``random`` (``RandomSampler(seed)``), ``grid``
   (``GridSampler`` over each parameter's grid, visited in a seeded order). The same bars, window, seed and settings
   give the same trials and the same pick, in any process.
@@ -109,13 +110,15 @@ def _lowest_corner(strategy: Strategy) -> dict:
 
 
 def grid_space(strategy: Strategy, grid_points: int) -> dict[str, list]:
-    """Each searched parameter's grid: an int's step grid, ``grid_points`` values of a float, a categorical's choices."""
+    """Each searched parameter's grid: an int's step grid, ``grid_points`` values of a float, a categorical's
+    choices."""
     space: dict[str, list] = {}
     for key, spec in strategy.space.items():
         if isinstance(spec, IntParam):
             space[key] = list(range(spec.low, spec.high + 1, spec.step))
         elif isinstance(spec, FloatParam):
-            pts = np.geomspace(spec.low, spec.high, grid_points) if spec.log else np.linspace(spec.low, spec.high, grid_points)
+            pts = (np.geomspace(spec.low, spec.high, grid_points) if spec.log
+                   else np.linspace(spec.low, spec.high, grid_points))
             space[key] = sorted({float(x) for x in pts})
         else:
             space[key] = list(spec.choices)
@@ -226,7 +229,8 @@ def search_split(
     directions = ["maximize"] * len(objectives)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        pr = optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=2) if pruner == "wilcoxon" else optuna.pruners.NopPruner()
+        pr = (optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=2) if pruner == "wilcoxon"
+              else optuna.pruners.NopPruner())
         study = optuna.create_study(
             directions=directions, sampler=_make_sampler(sampler, seed, strategy, grid_points), pruner=pr,
         )
@@ -275,7 +279,8 @@ def search_split(
             vals = [float(np.mean(fold_scores))]
         r = np.where(keep, rets, 0.0)
         daily[trial.number] = np.multiply.reduceat(1.0 + r, day_starts) - 1.0
-        stats[trial.number] = {**m, "n_trades": int(n_trades), "moments": _moments(rets[keep]), "n_obs": int(keep.sum())}
+        stats[trial.number] = {**m, "n_trades": int(n_trades), "moments": _moments(rets[keep]),
+                               "n_obs": int(keep.sum())}
         if note:
             trial.set_user_attr("note", note)
         trial.set_user_attr("metrics", {k: float(v) for k, v in m.items()} | {"n_trades": int(n_trades)})
@@ -343,4 +348,5 @@ def sampler_label(search: SearchConfig) -> str:
     """The sampler as a reader would write it (the materialization's metadata)."""
     kind = {"tpe": "TPESampler(multivariate=True, seed=per-split)", "random": "RandomSampler(seed=per-split)",
             "grid": f"GridSampler(grid_points={search.grid_points}, seed=per-split)"}[search.sampler]
-    return f"optuna.samplers.{kind}" + (f", WilcoxonPruner over {search.folds} folds" if search.pruner == "wilcoxon" else "")
+    return f"optuna.samplers.{kind}" + (f", WilcoxonPruner over {search.folds} folds" if search.pruner == "wilcoxon"
+                                        else "")

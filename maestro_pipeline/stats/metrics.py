@@ -217,7 +217,7 @@ def fast_metrics(returns: np.ndarray, periods_per_year: float) -> dict[str, floa
     r = _check_returns(returns, periods_per_year)
     ppy = float(periods_per_year)
     vals = metrics_nb(r, ppy, tann_from_periods_per_year(ppy), True)
-    return {k: float(v) for k, v in zip(FAST_METRIC_KEYS, vals)}
+    return {k: float(v) for k, v in zip(FAST_METRIC_KEYS, vals, strict=True)}
 
 
 def score(returns: np.ndarray, objective: str, periods_per_year: float) -> float:

@@ -135,19 +135,19 @@ def plateau_score(
         return tuple(out)
 
     best_key = key(best_params, "best_params")
-    best_vals = [v for p, v in zip(params, vals) if np.isfinite(v) and key(p, "ledger trial") == best_key]
+    best_vals = [v for p, v in zip(params, vals, strict=True) if np.isfinite(v) and key(p, "ledger trial") == best_key]
     if not best_vals:
         raise MaestroError("best_params is not among the completed ledger trials: pass the ledger it was chosen from")
     best = float(max(best_vals))
     neighbours = []
-    for i, (p, v) in enumerate(zip(params, vals)):
+    for i, (p, v) in enumerate(zip(params, vals, strict=True)):
         if not np.isfinite(v):
             continue
         k = key(p, f"ledger trial {i}")
         if k == best_key:
             continue
         near = True
-        for (name, sp), a, b in zip(spec.items(), k, best_key):
+        for (_name, sp), a, b in zip(spec.items(), k, best_key, strict=True):
             if sp[0] == "cat":
                 near = a == b
             else:

@@ -33,7 +33,8 @@ import pandas as pd
 
 from ..errors import MaestroError
 
-__all__ = ["VWR_SDEV_MAX", "VWR_TAU", "backtrader_period_keys", "backtrader_tann", "backtrader_vwr", "tann_from_periods_per_year"]
+__all__ = ["VWR_SDEV_MAX", "VWR_TAU", "backtrader_period_keys", "backtrader_tann", "backtrader_vwr",
+           "tann_from_periods_per_year"]
 
 #: Backtrader's VWR code defaults (``bt.analyzers.VWR.params``; its docstring has them swapped).
 VWR_TAU = 0.20

@@ -151,7 +151,8 @@ def ema(a, span: int) -> np.ndarray:
 
 
 def rsi(close, window: int) -> np.ndarray:
-    """Cutler's RSI (simple averages of gains and losses, as ``vbt.RSI`` with ``ewm=False``); valid from bar ``window``."""
+    """Cutler's RSI (simple averages of gains and losses, as ``vbt.RSI`` with ``ewm=False``); valid from bar
+    ``window``."""
     c = as_float(close)
     delta = c - shift(c, 1)
     with np.errstate(invalid="ignore"):

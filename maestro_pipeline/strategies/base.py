@@ -119,7 +119,8 @@ def _is_number(value: Any) -> bool:
 
 
 def _helper_modules(module_name: str) -> list[str]:
-    """Other modules of this package (``_indicators``, ``ema_cross``, ...) whose objects ``module_name`` uses, sorted."""
+    """Other modules of this package (``_indicators``, ``ema_cross``, ...) whose objects ``module_name`` uses,
+    sorted."""
     module = sys.modules.get(module_name)
     package = __name__.rpartition(".")[0]
     found = set()
@@ -252,7 +253,8 @@ class Strategy(ABC):
         missing = self.missing_columns(bars)
         if not missing:
             return None
-        return f"{', '.join(missing)} not available for this instrument: {self.name} used its price/volume proxy instead."
+        return (f"{', '.join(missing)} not available for this instrument: "
+                f"{self.name} used its price/volume proxy instead.")
 
     # ----------------------------------------------------------------- lineage
 

@@ -28,7 +28,8 @@ from .base import FloatParam, IntParam, Signals, Strategy
 
 class Basis(Strategy):
     name = "basis"
-    description = "Perpetual-vs-index basis mean reversion: long the perp at an unusual discount, short at an unusual premium."
+    description = ("Perpetual-vs-index basis mean reversion: long the perp at an unusual discount, "
+                   "short at an unusual premium.")
     optional_columns = ("mark_price", "index_price")
     defaults = {"window": 48, "entry_z": 2.0, "exit_z": 0.5, "proxy_window": 24}
     space = {
@@ -40,7 +41,8 @@ class Basis(Strategy):
 
     def constraints(self, params: dict) -> str | None:
         if params["exit_z"] >= params["entry_z"]:
-            return f"exit_z ({params['exit_z']}) must be smaller than entry_z ({params['entry_z']}): pick exit_z < entry_z"
+            return (f"exit_z ({params['exit_z']}) must be smaller than entry_z ({params['entry_z']}): "
+                    "pick exit_z < entry_z")
         return None
 
     def warmup(self, params: dict) -> int:

@@ -26,7 +26,8 @@ def bbands(close: np.ndarray, window: int, k: float) -> tuple[np.ndarray, np.nda
 
 class Bollinger(Strategy):
     name = "bollinger"
-    description = "Bollinger mean reversion: long back above the lower band, short back below the upper; exit at the middle."
+    description = ("Bollinger mean reversion: long back above the lower band, short back below the upper; "
+                   "exit at the middle.")
     defaults = {"window": 20, "k": 2.0}
     space = {"window": IntParam(5, 100), "k": FloatParam(1.0, 3.5)}
 

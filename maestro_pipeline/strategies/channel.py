@@ -42,7 +42,8 @@ def donchian(high: np.ndarray, low: np.ndarray, n: int) -> tuple[np.ndarray, np.
 
 class Channel(Strategy):
     name = "channel"
-    description = "Donchian breakout: long above the prior n-bar high, short below the prior n-bar low; exit on a shorter channel."
+    description = ("Donchian breakout: long above the prior n-bar high, short below the prior n-bar low; "
+                   "exit on a shorter channel.")
     defaults = {"window": 20, "exit_window": 10}
     space = {"window": IntParam(5, 240), "exit_window": IntParam(2, 240)}
 

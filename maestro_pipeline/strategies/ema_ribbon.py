@@ -5,8 +5,9 @@ strictly increasing; defaults 8, 13, 21, 34, 55). It is *bullish* when every EMA
 one and *bearish* when every EMA is below it.
 
 Rule: long entry on the bar the ribbon becomes bullish (bullish now, not on the previous bar); long exit on
-any bar where the fastest EMA is below the middle EMA of the ribbon (the fan has started to fold). Short entry on the bar the ribbon becomes bearish; short exit when the fastest EMA is above the
-middle one. Warm-up: EMAs are recursive, so ``4 * slow`` bars (seed weight about ``e**-8``, as ``ema_cross``).
+any bar where the fastest EMA is below the middle EMA of the ribbon (the fan has started to fold). Short entry
+on the bar the ribbon becomes bearish; short exit when the fastest EMA is above the middle one. Warm-up: EMAs
+are recursive, so ``4 * slow`` bars (seed weight about ``e**-8``, as ``ema_cross``).
 """
 
 from __future__ import annotations
@@ -30,15 +31,18 @@ def ribbon_spans(fast: int, slow: int, lines: int) -> list[int]:
 
 class EmaRibbon(Strategy):
     name = "ema_ribbon"
-    description = "EMA ribbon: long when all EMAs stack bullishly, short when they stack bearishly; exit when the fan folds."
+    description = ("EMA ribbon: long when all EMAs stack bullishly, short when they stack bearishly; "
+                   "exit when the fan folds.")
     defaults = {"fast": 8, "slow": 55, "lines": 5}
     space = {"fast": IntParam(2, 50), "slow": IntParam(10, 250), "lines": IntParam(3, 8)}
 
     def constraints(self, params: dict) -> str | None:
         spans = ribbon_spans(params["fast"], params["slow"], params["lines"])
-        if params["slow"] - params["fast"] < params["lines"] - 1 or any(b <= a for a, b in zip(spans, spans[1:])):
+        if (params["slow"] - params["fast"] < params["lines"] - 1
+                or any(b <= a for a, b in zip(spans, spans[1:], strict=False))):
             return (
-                f"fast ({params['fast']}) and slow ({params['slow']}) leave no room for {params['lines']} distinct EMAs: "
+                f"fast ({params['fast']}) and slow ({params['slow']}) leave no room for {params['lines']} "
+                "distinct EMAs: "
                 f"pick slow - fast >= lines - 1 (here >= {params['lines'] - 1}) with room to spare"
             )
         return None

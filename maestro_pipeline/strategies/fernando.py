@@ -35,7 +35,8 @@ from .base import FloatParam, IntParam, Signals, Strategy
 
 class Fernando(Strategy):
     name = "fernando"
-    description = "Bollinger extremes faded only when band width is below its long average and volume is rising; exit at the middle band."
+    description = ("Bollinger extremes faded only when band width is below its long average and volume is rising; "
+                   "exit at the middle band.")
     defaults = {"bb_window": 20, "bb_k": 2.0, "vli_fast": 20, "vli_slow": 100, "vol_fast": 10, "vol_slow": 50}
     space = {
         "bb_window": IntParam(10, 60),
@@ -48,9 +49,11 @@ class Fernando(Strategy):
 
     def constraints(self, params: dict) -> str | None:
         if params["vli_fast"] >= params["vli_slow"]:
-            return f"vli_fast ({params['vli_fast']}) must be smaller than vli_slow ({params['vli_slow']}): pick vli_fast < vli_slow"
+            return (f"vli_fast ({params['vli_fast']}) must be smaller than vli_slow ({params['vli_slow']}): "
+                    "pick vli_fast < vli_slow")
         if params["vol_fast"] >= params["vol_slow"]:
-            return f"vol_fast ({params['vol_fast']}) must be smaller than vol_slow ({params['vol_slow']}): pick vol_fast < vol_slow"
+            return (f"vol_fast ({params['vol_fast']}) must be smaller than vol_slow ({params['vol_slow']}): "
+                    "pick vol_fast < vol_slow")
         return None
 
     def warmup(self, params: dict) -> int:

@@ -32,7 +32,8 @@ from .base import FloatParam, IntParam, Signals, Strategy
 
 class FundingRateArbitrage(Strategy):
     name = "funding_rate_arbitrage"
-    description = "Contrarian carry on perpetuals: short when funding is extremely positive, long when extremely negative."
+    description = ("Contrarian carry on perpetuals: short when funding is extremely positive, "
+                   "long when extremely negative.")
     optional_columns = ("funding_rate",)
     defaults = {"window": 168, "entry_z": 2.0, "exit_z": 0.5, "premium_span": 8}
     space = {
@@ -44,7 +45,8 @@ class FundingRateArbitrage(Strategy):
 
     def constraints(self, params: dict) -> str | None:
         if params["exit_z"] >= params["entry_z"]:
-            return f"exit_z ({params['exit_z']}) must be smaller than entry_z ({params['entry_z']}): pick exit_z < entry_z"
+            return (f"exit_z ({params['exit_z']}) must be smaller than entry_z ({params['entry_z']}): "
+                    "pick exit_z < entry_z")
         return None
 
     def warmup(self, params: dict) -> int:

@@ -46,7 +46,8 @@ def grid_cell(close: np.ndarray, anchor: np.ndarray, step: float) -> np.ndarray:
 
 class Grid(Strategy):
     name = "grid"
-    description = "Grid ladder around a rolling SMA anchor: buy level crosses below it, sell level crosses above it, exit one level further."
+    description = ("Grid ladder around a rolling SMA anchor: buy level crosses below it, sell level crosses above it, "
+                   "exit one level further.")
     defaults = {"anchor_window": 72, "step": 0.01, "levels": 4, "memory": 24}
     space = {
         "anchor_window": IntParam(10, 500),

@@ -28,7 +28,8 @@ def midpoint(high: np.ndarray, low: np.ndarray, window: int) -> np.ndarray:
 
 class Ichimoku(Strategy):
     name = "ichimoku"
-    description = "Ichimoku cloud breakout: long through the cloud top with tenkan above kijun, short mirrored; exit at kijun."
+    description = ("Ichimoku cloud breakout: long through the cloud top with tenkan above kijun, short mirrored; "
+                   "exit at kijun.")
     defaults = {"tenkan": 9, "kijun": 26, "senkou": 52, "displacement": 26}
     space = {
         "tenkan": IntParam(5, 30),

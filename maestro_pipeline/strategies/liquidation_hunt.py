@@ -50,7 +50,8 @@ class LiquidationHunt(Strategy):
         p = params or self.defaults
         return (
             "open interest not available for this instrument: used a volume spike (volume above "
-            f"{p['vol_mult']:g} times its {p['atr_window']}-bar mean) as a proxy for the open-interest drop of liquidations."
+            f"{p['vol_mult']:g} times its {p['atr_window']}-bar mean) as a proxy for the open-interest drop of "
+            "liquidations."
         )
 
     def signals(self, bars: pd.DataFrame, params: dict) -> Signals:

@@ -28,7 +28,8 @@ from .base import FloatParam, IntParam, Signals, Strategy, crossed_above, crosse
 
 class MacdX(Strategy):
     name = "macd_x"
-    description = "MACD cross against the SMA direction (buy pull-back turns, sell rally turns) with an ATR chandelier exit."
+    description = ("MACD cross against the SMA direction (buy pull-back turns, sell rally turns) "
+                   "with an ATR chandelier exit.")
     defaults = {
         "fast": 12,
         "slow": 26,

@@ -25,7 +25,8 @@ class MeanReversionBands(Strategy):
 
     def constraints(self, params: dict) -> str | None:
         if params["exit_z"] >= params["entry_z"]:
-            return f"exit_z ({params['exit_z']}) must be smaller than entry_z ({params['entry_z']}): pick exit_z < entry_z"
+            return (f"exit_z ({params['exit_z']}) must be smaller than entry_z ({params['entry_z']}): "
+                    "pick exit_z < entry_z")
         return None
 
     def warmup(self, params: dict) -> int:

@@ -30,7 +30,8 @@ def stoch_rsi(close: np.ndarray, rsi_window: int, stoch_window: int, k: int, d: 
 
 class StochRsi(Strategy):
     name = "stoch_rsi"
-    description = "Stochastic RSI: long when %K turns up through %D below the oversold line, short mirrored above overbought."
+    description = ("Stochastic RSI: long when %K turns up through %D below the oversold line, "
+                   "short mirrored above overbought.")
     defaults = {"rsi_window": 14, "stoch_window": 14, "k": 3, "d": 3, "lower": 20.0, "upper": 80.0}
     space = {
         "rsi_window": IntParam(3, 50),
@@ -50,7 +51,8 @@ class StochRsi(Strategy):
         return int(params["rsi_window"]) + int(params["stoch_window"]) + int(params["k"]) + int(params["d"]) - 2
 
     def signals(self, bars: pd.DataFrame, params: dict) -> Signals:
-        pk, pd_ = stoch_rsi(column(bars, "close"), params["rsi_window"], params["stoch_window"], params["k"], params["d"])
+        pk, pd_ = stoch_rsi(column(bars, "close"), params["rsi_window"], params["stoch_window"], params["k"],
+                            params["d"])
         with np.errstate(invalid="ignore"):
             up = crossed_above(pk, pd_) & (pd_ < params["lower"])
             down = crossed_below(pk, pd_) & (pd_ > params["upper"])

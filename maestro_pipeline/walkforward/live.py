@@ -112,7 +112,8 @@ def split_regime_rows(bars: pl.DataFrame, splits: list[Split], timeframe: str,
             try:
                 model = _fit(ts, close, s.train_end, timeframe, regimes)
                 r = split_regimes(model, ts, close, [s])[0]
-                row.update({k: r[k] for k in ("train_regime", "train_regime_share", "test_regime", "test_regime_share")})
+                row.update({k: r[k]
+                            for k in ("train_regime", "train_regime_share", "test_regime", "test_regime_share")})
             except MaestroError as exc:
                 row["regime_note"] = str(exc)
         rows.append(row)

@@ -120,7 +120,8 @@ def _calendar_grid(origin: int, data_start: int, data_end: int, tf: int, train: 
         need = test.add(a0, tf)
         raise MaestroError(
             f"not enough data for one walk-forward split: need about {-(-(need - data_start) // DAY_MS)} days "
-            f"(train + purge + test from the first whole day, to {iso(need)}), have {(data_end - data_start) / DAY_MS:.1f}; "
+            f"(train + purge + test from the first whole day, to {iso(need)}), "
+            f"have {(data_end - data_start) / DAY_MS:.1f}; "
             "shorten train/test or backfill earlier months"
         )
     if test.months:
@@ -148,7 +149,8 @@ def _parts_grid(origin: int, data_end: int, tf: int, n_splits: int, train_parts:
     def train_end(t: int) -> int:
         end = purge.sub(t, tf)
         if end - (t - train_parts * part) < tf:
-            raise MaestroError(f"purge {purge} swallows the whole train window ({train_parts} parts of {part // tf} bars)")
+            raise MaestroError(f"purge {purge} swallows the whole train window "
+                               f"({train_parts} parts of {part // tf} bars)")
         return end
 
     def train_start(t: int) -> int:
@@ -168,7 +170,8 @@ def squared_log_returns(close: np.ndarray) -> np.ndarray:
     return r2
 
 
-def adaptive_train_start(ts: np.ndarray, r2: np.ndarray, origin: int, train_end: int, nominal_start: int, tf: int) -> int:
+def adaptive_train_start(ts: np.ndarray, r2: np.ndarray, origin: int, train_end: int, nominal_start: int,
+                         tf: int) -> int:
     """Start of a train window ending at ``train_end`` that holds the nominal window's expected variance.
 
     Target = nominal bars x median squared log return of every bar before ``train_end``; walk back from

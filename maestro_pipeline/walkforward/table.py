@@ -106,7 +106,8 @@ def splits_from_table(table: pl.DataFrame) -> list[Split]:
         return tuple((int(a), int(b)) for a, b in json.loads(r.get("exclude") or "[]"))
 
     return [
-        Split(int(r["split"]), int(r["train_start"]), int(r["train_end"]), int(r["test_start"]), int(r["test_end"]), zones(r))
+        Split(int(r["split"]), int(r["train_start"]), int(r["train_end"]), int(r["test_start"]), int(r["test_end"]),
+              zones(r))
         for r in table.iter_rows(named=True)
     ]
 
