@@ -206,13 +206,13 @@ def _action(severity: str, failed: bool, blocked: bool) -> str:
     return "reported only"
 
 
-def _previous_last_bar(lk: Lake, inst, month: str) -> int | None:
+def _previous_last_bar(lake: Lake, inst, month: str) -> int | None:
     """Open time of the last bar of the previous month (validated if present, else raw), to see gaps across
     the month boundary; ``None`` when the previous month has no data (e.g. before the instrument's start)."""
     m_start, _ = month_bounds(month)
     prev = month_of(m_start - 1)
     for asset in ("validated_bars", "raw_candles"):
-        p = lk.path(asset, Lake.month_partition(inst, prev))
+        p = lake.path(asset, Lake.month_partition(inst, prev))
         if p.exists():
             ts = pl.read_parquet(p, columns=["timestamp"])["timestamp"]
             if ts.len():

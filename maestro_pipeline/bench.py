@@ -88,11 +88,11 @@ def ema_cross_loop(open_, close, fast, slow, fee, slip, start, end, init_cash):
 
 
 @njit(cache=True)
-def _sharpe(r, ppy):
+def _sharpe(r, periods_per_year):
     n = r.shape[0]
     m = r.mean()
     sd = math.sqrt(((r - m) ** 2).sum() / (n - 1)) if n > 1 else 0.0
-    return m / sd * math.sqrt(ppy) if sd > 0 else 0.0
+    return m / sd * math.sqrt(periods_per_year) if sd > 0 else 0.0
 
 
 @dataclass
@@ -129,7 +129,7 @@ def year_of_bars() -> pl.DataFrame:
 GRID = [(f, s) for f in range(2, 42, 2) for s in range(42, 242, 4)]  # 20 x 50 = 1,000 combinations, all fast < slow
 
 
-def _reference_walk_forward(o, c, splits, ts, costs, ppy, n_trials: int) -> None:
+def _reference_walk_forward(open_, close, splits, ts, costs, periods_per_year, n_trials: int) -> None:
     """Optuna in-memory TPE (multivariate, seeded) driving the numba loop, one split after another."""
     for sp in splits:
         i0, i1 = (int(x) for x in np.searchsorted(ts, [sp.train_start, sp.train_end]))
@@ -141,8 +141,8 @@ def _reference_walk_forward(o, c, splits, ts, costs, ppy, n_trials: int) -> None
             s = trial.suggest_int("slow", 10, 240)
             if f >= s:
                 raise optuna.TrialPruned()
-            r, _ = ema_cross_loop(o, c, f, s, costs.fee, costs.slippage, i0, i1, 10_000.0)
-            return _sharpe(r, ppy)
+            r, _ = ema_cross_loop(open_, close, f, s, costs.fee, costs.slippage, i0, i1, 10_000.0)
+            return _sharpe(r, periods_per_year)
 
         study.optimize(objective, n_trials=n_trials)
 

@@ -6,14 +6,8 @@ one schema of :mod:`maestro_pipeline.schema`. ``CcxtSource`` imports ccxt lazily
 package stays cheap.
 """
 
-from .ccxt_source import (
-    FUNDING_COLUMNS,
-    OPEN_INTEREST_COLUMNS,
-    CcxtSource,
-    RetryPolicy,
-    api_credentials,
-    clear_market_cache,
-)
+from .ccxt_client import FUNDING_COLUMNS, OPEN_INTEREST_COLUMNS, RetryPolicy, api_credentials, clear_market_cache
+from .ccxt_source import CcxtSource
 from .derivatives import KINDS as DERIVATIVE_KINDS
 from .derivatives import (
     DerivativeMonth,

@@ -28,108 +28,33 @@ from __future__ import annotations
 
 import difflib
 import logging
-import os
 import random
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import polars as pl
 
 from ..durations import iso
 from ..errors import DataError, MaestroError
 from ..schema import BAR_COLUMNS, empty_bars
+from .ccxt_client import (
+    FUNDING_COLUMNS,
+    FUNDING_GRACE_MS,
+    MARKETS,
+    MARKETS_LOCK,
+    OPEN_INTEREST_COLUMNS,
+    RETRYABLE_NAMES,
+    RetryPolicy,
+    api_credentials,
+    finish_table,
+    rewrite_urls,
+)
 from .source import MarketSource
 
-__all__ = [
-    "CcxtSource",
-    "RetryPolicy",
-    "api_credentials",
-    "clear_market_cache",
-    "FUNDING_COLUMNS",
-    "OPEN_INTEREST_COLUMNS",
-]
+__all__ = ["CcxtSource"]
 
 log = logging.getLogger(__name__)
-
-FUNDING_COLUMNS: dict[str, pl.DataType] = {
-    "timestamp": pl.Int64(),
-    "datetime": pl.Datetime("ms", "UTC"),
-    "funding_rate": pl.Float64(),
-    "source": pl.String(),
-}
-OPEN_INTEREST_COLUMNS: dict[str, pl.DataType] = {
-    "timestamp": pl.Int64(),
-    "datetime": pl.Datetime("ms", "UTC"),
-    "open_interest": pl.Float64(),        # contracts / base units, as the exchange reports
-    "open_interest_value": pl.Float64(),  # quote value, when the exchange reports it
-    "source": pl.String(),
-}
-
-#: Retried: ccxt's transient failures. NetworkError covers DDoSProtection (HTTP 429/418), ExchangeNotAvailable
-#: (5xx) and RequestTimeout; OperationFailed (their parent) is what ccxt raises for an exchange's own "internal
-#: error, try again" codes (Binance -1000/-1001 with HTTP 500) and for BadResponse/NullResponse.
-#: Funding is paid every 1 to 8 hours depending on the exchange: no record yet in the last 8 h is not a gap.
-FUNDING_GRACE_MS = 8 * 3_600_000
-
-_RETRYABLE_NAMES = ("NetworkError", "DDoSProtection", "ExchangeNotAvailable", "RequestTimeout", "OperationFailed")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter: attempt ``n`` waits up to ``min(max_delay, base * 2**n)``."""
-
-    max_attempts: int = 6
-    base_delay_s: float = 0.5
-    max_delay_s: float = 30.0
-    max_total_s: float = 180.0
-    jitter: float = 1.0  # fraction of the delay that is random (1.0 = full jitter)
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        d = min(self.max_delay_s, self.base_delay_s * (2 ** attempt))
-        return d * (1.0 - self.jitter) + d * self.jitter * rng.random()
-
-
-def api_credentials(exchange_id: str, env: dict[str, str] | None = None) -> dict[str, str]:
-    """ccxt credentials from ``MAESTRO_<EXCHANGE>_API_KEY`` / ``_SECRET`` / ``_PASSWORD`` (empty when unset)."""
-    env = os.environ if env is None else env
-    prefix = f"MAESTRO_{exchange_id.upper()}_"
-    out = {}
-    for var, field in (("API_KEY", "apiKey"), ("SECRET", "secret"), ("PASSWORD", "password")):
-        value = env.get(prefix + var)
-        if value:
-            out[field] = value
-    return out
-
-
-# ------------------------------------------------------------------ process-wide market cache
-
-_MARKETS: dict[tuple[str, str], Any] = {}
-_MARKETS_LOCK = threading.Lock()
-
-
-def clear_market_cache() -> None:
-    """Forget loaded markets (tests, or a long-lived process that wants fresh listings)."""
-    with _MARKETS_LOCK:
-        _MARKETS.clear()
-
-
-def _rewrite_host(url: str, base: str) -> str:
-    """``https://fapi.binance.com/fapi/v1`` + ``http://127.0.0.1:8080`` -> ``http://127.0.0.1:8080/fapi/v1``."""
-    b = urlsplit(base)
-    u = urlsplit(url)
-    return urlunsplit((b.scheme, b.netloc, (b.path.rstrip("/") + u.path) if b.path else u.path, u.query, u.fragment))
-
-
-def _rewrite_urls(api: Any, base: str) -> Any:
-    if isinstance(api, str):
-        return _rewrite_host(api, base)
-    if isinstance(api, dict):
-        return {k: _rewrite_urls(v, base) for k, v in api.items()}
-    return api
 
 
 class CcxtSource(MarketSource):
@@ -186,7 +111,7 @@ class CcxtSource(MarketSource):
         if options:
             ex.options.update(options)
         if self.url_override:
-            ex.urls["api"] = _rewrite_urls(ex.urls["api"], self.url_override)
+            ex.urls["api"] = rewrite_urls(ex.urls["api"], self.url_override)
         self.exchange = ex
         #: Requests made (by kind) and retries, for metadata and benchmarks.
         self.stats: dict[str, int] = {"markets": 0, "ohlcv_pages": 0, "probes": 0, "funding_pages": 0,
@@ -208,7 +133,7 @@ class CcxtSource(MarketSource):
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call ccxt with retries on transient errors; give up with a one-line ``DataError``."""
         ccxt = self._ccxt
-        retryable = tuple(getattr(ccxt, n) for n in _RETRYABLE_NAMES)
+        retryable = tuple(getattr(ccxt, n) for n in RETRYABLE_NAMES)
         started = time.monotonic()
         attempt = 0
         while True:
@@ -246,8 +171,8 @@ class CcxtSource(MarketSource):
         one fresh reload before it is reported.
         """
         key = (self.exchange_id, self.url_override or "")
-        with _MARKETS_LOCK:
-            cached = None if reload else _MARKETS.get(key)
+        with MARKETS_LOCK:
+            cached = None if reload else MARKETS.get(key)
             if cached is None:
                 self.stats["markets"] += 1
                 markets = self._call("loading markets", self.exchange.load_markets, True)
@@ -255,7 +180,7 @@ class CcxtSource(MarketSource):
                     raise DataError(
                         f"{self.exchange_id}: the exchange returned no markets (malformed reply?); re-run later"
                     )
-                _MARKETS[key] = self.exchange
+                MARKETS[key] = self.exchange
                 return self.exchange.markets
         if cached is not self.exchange:
             self.exchange.set_markets_from_exchange(cached)
@@ -424,7 +349,7 @@ class CcxtSource(MarketSource):
              "funding_rate": [r.get("fundingRate") for r in rows]},
             schema={"timestamp": pl.Int64, "funding_rate": pl.Float64},
         )
-        return _finish(df, self.SOURCE, FUNDING_COLUMNS)
+        return finish_table(df, self.SOURCE, FUNDING_COLUMNS)
 
     def fetch_open_interest(self, symbol: str, timeframe: str, since_ms: int, until_ms: int) -> pl.DataFrame:
         """Open-interest history (``fetchOpenInterestHistory``) at ``timeframe`` with ``since <= ts < until``."""
@@ -457,13 +382,6 @@ class CcxtSource(MarketSource):
              "open_interest_value": [value(r) for r in rows]},
             schema={"timestamp": pl.Int64, "open_interest": pl.Float64, "open_interest_value": pl.Float64},
         )
-        return _finish(df, self.SOURCE, OPEN_INTEREST_COLUMNS)
+        return finish_table(df, self.SOURCE, OPEN_INTEREST_COLUMNS)
 
-
-def _finish(df: pl.DataFrame, source: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    df = df.unique("timestamp", keep="last").sort("timestamp").with_columns(
-        pl.col("timestamp").cast(pl.Datetime("ms")).dt.replace_time_zone("UTC").alias("datetime"),
-        pl.lit(source).alias("source"),
-    )
-    return df.select([pl.col(c).cast(t) for c, t in schema.items()])
 

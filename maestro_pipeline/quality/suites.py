@@ -16,6 +16,8 @@ import time
 import warnings
 from typing import Any
 
+import pandas as pd
+
 from .derive import ROW_INDEX
 from .rules import RULES
 
@@ -106,12 +108,12 @@ _COMPLETE = {"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_
              "return_unexpected_index_query": False, "partial_unexpected_count": 5}
 
 
-def validate(kind: str, pdf, params: dict) -> Any:
+def validate(kind: str, frame: pd.DataFrame, params: dict) -> Any:
     """Validate with GE in two passes: BOOLEAN_ONLY for the whole suite (cheap), then COMPLETE (every
     unexpected row index) only for the expectations that failed. Returns the merged suite result."""
     ge = ge_context()
     suite = ge["suites"][kind]
-    batch = ge["batch_defs"][kind].get_batch(batch_parameters={"dataframe": pdf})
+    batch = ge["batch_defs"][kind].get_batch(batch_parameters={"dataframe": frame})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = batch.validate(suite, result_format="BOOLEAN_ONLY", expectation_parameters=params)

@@ -110,17 +110,17 @@ def ratio_or_zero_nb(num, den):
 
 
 @njit(cache=True)
-def metrics_nb(r, ppy, tann, want_vwr):
+def metrics_nb(r, periods_per_year, tann, want_vwr):
     """(sharpe, sortino, total_return, cagr, calmar, max_drawdown, vwr) as ``compute_metrics`` computes them."""
     n = r.shape[0]
     if n == 0:
         return 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
-    ann = math.sqrt(ppy)
+    ann = math.sqrt(periods_per_year)
     wealth = 1.0
     for i in range(n):  # np.prod: a sequential product
         wealth *= 1.0 + r[i]
     total_return = wealth - 1.0
-    cagr = wealth ** (ppy / n) - 1.0 if wealth > 0 else -1.0
+    cagr = wealth ** (periods_per_year / n) - 1.0 if wealth > 0 else -1.0
     mean = pairwise_sum_nb(r) / n
     std = 0.0
     if n > 1:

@@ -1,0 +1,82 @@
+"""``data_contract:``: which bar rules block, drop rows or warn, and their thresholds per exchange."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from ..durations import parse_length
+from ..errors import MaestroError
+from ..quality.rules import CHECKS, Policy
+from ._base import Section, closest, known_exchanges
+
+
+def _contract_length(v: str | int | None, info: Any) -> str | int | None:
+    """A gap or run length: a duration (6h, 90m, 2d), a bar count (12) or 0."""
+    if v is None or v in (0, "0"):
+        return v if v is None else 0
+    try:
+        parse_length(v, info.field_name, allow_zero=True, allow_months=False)
+    except MaestroError as e:
+        raise ValueError(str(e)) from None
+    return v
+
+
+class ContractThresholds(Section):
+    """Thresholds of the bar contract (crypto trades 24/7: every bar of every day is expected)."""
+
+    max_gap: str | int = "6h"
+    spike_z: float = Field(50.0, gt=0)
+    max_flat_run: str | int = "6h"
+    max_zero_volume_run: str | int = 0
+
+    _len = field_validator("max_gap", "max_flat_run", "max_zero_volume_run")(_contract_length)
+
+
+class ContractThresholdsOverride(Section):
+    max_gap: str | int | None = None
+    spike_z: float | None = Field(None, gt=0)
+    max_flat_run: str | int | None = None
+    max_zero_volume_run: str | int | None = None
+
+    _len = field_validator("max_gap", "max_flat_run", "max_zero_volume_run")(_contract_length)
+
+
+class DataContractConfig(Section):
+    """``data_contract``: which rules block, which drop rows, which warn; thresholds per exchange."""
+
+    severity: dict[str, str] = {}
+    default: ContractThresholds = ContractThresholds()
+    exchanges: dict[str, ContractThresholdsOverride] = {}
+
+    @field_validator("severity")
+    @classmethod
+    def _severity(cls, v: dict[str, str]) -> dict[str, str]:
+        for check, sev in v.items():
+            if check not in CHECKS:
+                raise ValueError(f"unknown check {check!r}{closest(check, list(CHECKS))}; checks: {', '.join(CHECKS)}")
+            allowed = CHECKS[check][1]
+            if sev not in allowed:
+                raise ValueError(f"check {check!r} cannot be {sev!r}; use {' or '.join(allowed)}")
+        return v
+
+    @field_validator("exchanges")
+    @classmethod
+    def _exchanges(cls, v: dict[str, ContractThresholdsOverride]) -> dict[str, ContractThresholdsOverride]:
+        for ex in v:
+            if ex not in known_exchanges():
+                raise ValueError(f"unknown exchange {ex!r}{closest(ex, known_exchanges())}")
+        return v
+
+    def severities(self) -> dict[str, str]:
+        return {c: self.severity.get(c, CHECKS[c][0]) for c in CHECKS}
+
+    def policy_for(self, exchange: str) -> Policy:
+        """The contract policy (severities + this exchange's thresholds)."""
+        over = self.exchanges.get(exchange)
+        t = {**self.default.model_dump(),
+             **({k: x for k, x in over.model_dump().items() if x is not None} if over else {})}
+        return Policy(severity=self.severities(), **t)
+
+

@@ -1,0 +1,144 @@
+"""The whole ``maestro.yaml``: the root model, one-line errors, and reading the file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError, field_validator
+
+from ..errors import ConfigError, MaestroError
+from ..instruments import Instrument
+from ..strategies import available_strategies
+from ._base import Section, closest
+from .contract import DataContractConfig
+from .instruments import InstrumentConfig
+from .operations import ConcurrencyConfig, CostConfig, CostsConfig, ScheduleConfig, SyntheticConfig
+from .research import RegimesConfig, SearchConfig, WalkForwardConfig
+
+DEFAULT_CONFIG_PATH = "maestro.yaml"
+M = TypeVar("M", bound=BaseModel)
+CONFIG_ENV = "MAESTRO_CONFIG"
+
+
+class MaestroConfig(Section):
+    lake_root: str = "data_lake"
+    instruments: list[InstrumentConfig]
+    strategies: list[str]
+    walk_forward: WalkForwardConfig = WalkForwardConfig()
+    search: SearchConfig = SearchConfig()
+    costs: CostsConfig = CostsConfig()
+    synthetic: SyntheticConfig = SyntheticConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    concurrency: ConcurrencyConfig = ConcurrencyConfig()
+    regimes: RegimesConfig = RegimesConfig()
+    data_contract: DataContractConfig = DataContractConfig()
+
+    @field_validator("instruments")
+    @classmethod
+    def _instruments(cls, v: list[InstrumentConfig]) -> list[InstrumentConfig]:
+        if not v:
+            raise ValueError("list at least one instrument (exchange, symbol, timeframe, start)")
+        keys = [i.to_instrument().key for i in v]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise ValueError(f"instrument listed twice: {', '.join(dupes)}")
+        return v
+
+    @field_validator("strategies", mode="before")
+    @classmethod
+    def _all_strategies(cls, v: Any) -> Any:
+        """``strategies: all`` researches the whole catalog (every strategy file, including plugins)."""
+        if v == "all":
+            return available_strategies()
+        if isinstance(v, str):
+            raise ValueError(f"write a list of strategy names (e.g. [ema_cross, rsi]) or 'all', not {v!r}")
+        return v
+
+    @field_validator("strategies")
+    @classmethod
+    def _strategies(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError(f"list at least one strategy; available: {', '.join(available_strategies())}")
+        avail = available_strategies()
+        for name in v:
+            if name not in avail:
+                raise ValueError(
+                    f"unknown strategy {name!r}{closest(name, avail)}; available: {', '.join(avail)}"
+                )
+        if len(set(v)) != len(v):
+            raise ValueError("a strategy is listed twice")
+        return v
+
+    # --- conveniences -------------------------------------------------------------------------------
+    @property
+    def instrument_objs(self) -> list[Instrument]:
+        return [i.to_instrument() for i in self.instruments]
+
+    def instrument(self, key: str) -> Instrument:
+        for inst in self.instrument_objs:
+            if inst.key == key:
+                return inst
+        raise MaestroError(f"instrument {key!r} is not in maestro.yaml")
+
+    def costs_for(self, exchange: str) -> CostConfig:
+        return self.costs.exchanges.get(exchange, self.costs.default)
+
+    def lake_path(self, base: Path | None = None) -> Path:
+        p = Path(os.path.expandvars(os.path.expanduser(self.lake_root)))
+        return p if p.is_absolute() or base is None else base / p
+
+
+
+def _format_error(err: ValidationError, source: str, section: str = "") -> str:
+    """``maestro.yaml: walk_forward.step: <what is wrong>`` (``section`` prefixes the key path of a sub-model)."""
+    first = err.errors()[0]
+    loc = section
+    for part in first["loc"]:
+        loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key; remove it or check its spelling"
+    elif first["type"] == "missing":
+        msg = "missing; add it"
+    more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{source}: {loc}: {msg}{more}" if loc else f"{source}: {msg}{more}"
+
+
+def parse_section(model: type[M], data: Any, where: str) -> M:
+    """One section of the configuration (``SearchConfig``, ``WalkForwardConfig``, ...) from a mapping, with the
+    one-line ``ConfigError`` of ``maestro.yaml`` (``where`` names the section in the message)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_error(e, "maestro.yaml", where)) from None
+
+
+def parse_config(data: Any, source: str = "maestro.yaml") -> MaestroConfig:
+    """Validate a mapping (the parsed YAML) into a ``MaestroConfig`` or raise a one-line ``ConfigError``."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping with 'instruments' and 'strategies' at the top")
+    try:
+        return MaestroConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_error(e, source)) from None
+
+
+def config_path(path: str | os.PathLike | None = None) -> Path:
+    return Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+
+
+def load_config(path: str | os.PathLike | None = None) -> MaestroConfig:
+    """Read and validate ``maestro.yaml`` (or ``$MAESTRO_CONFIG``)."""
+    p = config_path(path)
+    if not p.exists():
+        raise ConfigError(f"{p}: not found; create it (see README) or set {CONFIG_ENV}")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{p}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    return parse_config(data, str(p))
