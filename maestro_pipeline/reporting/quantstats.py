@@ -50,7 +50,7 @@ from ..timeframes import YEAR_DAYS
 
 __all__ = [
     "BENCHMARK_KEYS", "METRIC_KEYS", "QUANTSTATS_CONVENTIONS", "TABLE_KEYS", "TABLE_SPEC", "aligned_benchmark_daily",
-    "check_reads_as_returns", "clean_bar_returns", "daily_returns", "quantstats", "quantstats_metrics",
+    "check_reads_as_returns", "clean_bar_returns", "daily_pair", "daily_returns", "quantstats", "quantstats_metrics",
     "quantstats_rc", "quantstats_table", "quiet", "rolling_metrics",
 ]
 
@@ -256,6 +256,18 @@ def _table_from_daily(qs: Any, d: pd.Series) -> dict[str, float]:
     return {key: _float(getattr(st, fn)(d, **kwargs)) for key, (fn, kwargs) in TABLE_SPEC.items()}
 
 
+def daily_pair(bar_returns: pd.Series, benchmark_bar_returns: pd.Series | None) -> tuple[pd.Series, pd.Series | None]:
+    """The strategy's daily returns and the benchmark's on the same days (None without one), both checked to read
+    as returns (not prices) the way quantstats will read them."""
+    daily = daily_returns(bar_returns)
+    check_reads_as_returns(daily, "bar_returns")
+    bench = None
+    if benchmark_bar_returns is not None:
+        bench = aligned_benchmark_daily(daily, benchmark_bar_returns)
+        check_reads_as_returns(bench, "benchmark_bar_returns")
+    return daily, bench
+
+
 def quantstats_table(
     bar_returns: pd.Series, benchmark_bar_returns: pd.Series | None = None
 ) -> dict[str, float]:
@@ -267,12 +279,7 @@ def quantstats_table(
     anything quantstats leaves undefined *or infinite* (e.g. profit factor with no losing day, where
     quantstats says ``inf``) is ``nan``, so the table can go into any store and ``inf`` never ranks first.
     """
-    daily = daily_returns(bar_returns)
-    check_reads_as_returns(daily, "bar_returns")
-    bench = None
-    if benchmark_bar_returns is not None:
-        bench = aligned_benchmark_daily(daily, benchmark_bar_returns)
-        check_reads_as_returns(bench, "benchmark_bar_returns")
+    daily, bench = daily_pair(bar_returns, benchmark_bar_returns)
     qs = quantstats()
     with quiet():
         out = _table_from_daily(qs, daily)

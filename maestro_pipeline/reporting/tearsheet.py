@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..errors import MaestroError
 from ..timeframes import YEAR_DAYS
-from .quantstats import aligned_benchmark_daily, check_reads_as_returns, daily_returns, quantstats, quantstats_rc, quiet
+from .quantstats import daily_pair, quantstats, quantstats_rc, quiet
 
 __all__ = ["write_tearsheet"]
 
@@ -35,12 +35,8 @@ def write_tearsheet(
     """
     import matplotlib
 
-    daily = daily_returns(bar_returns)
-    check_reads_as_returns(daily, "bar_returns")
-    bench = None
-    if benchmark_bar_returns is not None:
-        bench = aligned_benchmark_daily(daily, benchmark_bar_returns)
-        check_reads_as_returns(bench, "benchmark_bar_returns")
+    daily, bench = daily_pair(bar_returns, benchmark_bar_returns)
+    if bench is not None:
         bench.name = "Buy and hold"
     daily.name = "Strategy (OOS)"
 

@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from ..errors import MaestroError
-from .base import Categorical, FloatParam, IntParam, Signals, Strategy
+from .base import Categorical, FloatParam, IntParam, Signals, Strategy, smaller_than
 
 __all__ = [
     "Categorical",
@@ -28,6 +28,7 @@ __all__ = [
     "discover_package",
     "get_strategy",
     "refresh",
+    "smaller_than",
 ]
 
 ENTRY_POINT_GROUP = "maestro.strategies"

@@ -31,7 +31,8 @@ import pandas as pd
 
 from ..errors import MaestroError
 
-__all__ = ["IntParam", "FloatParam", "Categorical", "Signals", "Strategy", "crossed_above", "crossed_below"]
+__all__ = ["IntParam", "FloatParam", "Categorical", "Signals", "Strategy", "crossed_above", "crossed_below",
+           "smaller_than"]
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,13 @@ def crossed_below(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         out[1:] = (a[:-1] >= b[:-1]) & (a[1:] < b[1:])
     return out
+
+
+def smaller_than(params: Mapping[str, Any], small: str, big: str) -> str | None:
+    """The constraint message when ``params[small] >= params[big]`` (fast < slow, exit_z < entry_z), else None."""
+    if params[small] >= params[big]:
+        return f"{small} ({params[small]}) must be smaller than {big} ({params[big]}): pick {small} < {big}"
+    return None
 
 
 def _is_number(value: Any) -> bool:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ._indicators import column, optional_column, sma, zscore
-from .base import FloatParam, IntParam, Signals, Strategy
+from .base import FloatParam, IntParam, Signals, Strategy, smaller_than
 
 
 class Basis(Strategy):
@@ -40,10 +40,7 @@ class Basis(Strategy):
     }
 
     def constraints(self, params: dict) -> str | None:
-        if params["exit_z"] >= params["entry_z"]:
-            return (f"exit_z ({params['exit_z']}) must be smaller than entry_z ({params['entry_z']}): "
-                    "pick exit_z < entry_z")
-        return None
+        return smaller_than(params, "exit_z", "entry_z")
 
     def warmup(self, params: dict) -> int:
         return int(params["proxy_window"]) + int(params["window"]) - 2

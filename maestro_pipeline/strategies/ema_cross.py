@@ -18,7 +18,7 @@ import pandas as pd
 from numba import njit
 from vectorbt.indicators.nb import ma_nb
 
-from .base import IntParam, Signals, Strategy, crossed_above, crossed_below
+from .base import IntParam, Signals, Strategy, crossed_above, crossed_below, smaller_than
 
 
 def ema(close: np.ndarray, window: int) -> np.ndarray:
@@ -33,9 +33,7 @@ class EmaCross(Strategy):
     space = {"fast": IntParam(2, 60), "slow": IntParam(10, 240)}
 
     def constraints(self, params: dict) -> str | None:
-        if params["fast"] >= params["slow"]:
-            return f"fast ({params['fast']}) must be smaller than slow ({params['slow']}): pick fast < slow"
-        return None
+        return smaller_than(params, "fast", "slow")
 
     def warmup(self, params: dict) -> int:
         return 4 * int(params["slow"])

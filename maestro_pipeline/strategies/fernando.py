@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ._indicators import column, mstd, sma
-from .base import FloatParam, IntParam, Signals, Strategy
+from .base import FloatParam, IntParam, Signals, Strategy, smaller_than
 
 
 class Fernando(Strategy):
@@ -48,13 +48,7 @@ class Fernando(Strategy):
     }
 
     def constraints(self, params: dict) -> str | None:
-        if params["vli_fast"] >= params["vli_slow"]:
-            return (f"vli_fast ({params['vli_fast']}) must be smaller than vli_slow ({params['vli_slow']}): "
-                    "pick vli_fast < vli_slow")
-        if params["vol_fast"] >= params["vol_slow"]:
-            return (f"vol_fast ({params['vol_fast']}) must be smaller than vol_slow ({params['vol_slow']}): "
-                    "pick vol_fast < vol_slow")
-        return None
+        return smaller_than(params, "vli_fast", "vli_slow") or smaller_than(params, "vol_fast", "vol_slow")
 
     def warmup(self, params: dict) -> int:
         return max(int(params["bb_window"]) + int(params["vli_slow"]) - 2, int(params["vol_slow"]) - 1)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ._indicators import column, ema, optional_column, zscore
-from .base import FloatParam, IntParam, Signals, Strategy
+from .base import FloatParam, IntParam, Signals, Strategy, smaller_than
 
 
 class FundingRateArbitrage(Strategy):
@@ -44,10 +44,7 @@ class FundingRateArbitrage(Strategy):
     }
 
     def constraints(self, params: dict) -> str | None:
-        if params["exit_z"] >= params["entry_z"]:
-            return (f"exit_z ({params['exit_z']}) must be smaller than entry_z ({params['entry_z']}): "
-                    "pick exit_z < entry_z")
-        return None
+        return smaller_than(params, "exit_z", "entry_z")
 
     def warmup(self, params: dict) -> int:
         return int(params["window"]) + 4 * int(params["premium_span"])

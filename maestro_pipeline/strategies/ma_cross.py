@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ._indicators import column, sma
-from .base import IntParam, Signals, Strategy, crossed_above, crossed_below
+from .base import IntParam, Signals, Strategy, crossed_above, crossed_below, smaller_than
 
 
 class MaCross(Strategy):
@@ -22,9 +22,7 @@ class MaCross(Strategy):
     space = {"fast": IntParam(3, 100), "slow": IntParam(10, 300)}
 
     def constraints(self, params: dict) -> str | None:
-        if params["fast"] >= params["slow"]:
-            return f"fast ({params['fast']}) must be smaller than slow ({params['slow']}): pick fast < slow"
-        return None
+        return smaller_than(params, "fast", "slow")
 
     def warmup(self, params: dict) -> int:
         return int(params["slow"])

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .base import IntParam, Signals, Strategy, crossed_above, crossed_below
+from .base import IntParam, Signals, Strategy, crossed_above, crossed_below, smaller_than
 from .ema_cross import ema
 
 
@@ -38,9 +38,7 @@ class Macd(Strategy):
     space = {"fast": IntParam(2, 60), "slow": IntParam(5, 200), "signal": IntParam(2, 50)}
 
     def constraints(self, params: dict) -> str | None:
-        if params["fast"] >= params["slow"]:
-            return f"fast ({params['fast']}) must be smaller than slow ({params['slow']}): pick fast < slow"
-        return None
+        return smaller_than(params, "fast", "slow")
 
     def warmup(self, params: dict) -> int:
         return 4 * (int(params["slow"]) + int(params["signal"]))

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ._indicators import atr, column, ema, rolling_max, rolling_min, shift, sma
-from .base import FloatParam, IntParam, Signals, Strategy, crossed_above, crossed_below
+from .base import FloatParam, IntParam, Signals, Strategy, crossed_above, crossed_below, smaller_than
 
 
 class MacdX(Strategy):
@@ -52,9 +52,7 @@ class MacdX(Strategy):
     }
 
     def constraints(self, params: dict) -> str | None:
-        if params["fast"] >= params["slow"]:
-            return f"fast ({params['fast']}) must be smaller than slow ({params['slow']}): pick fast < slow"
-        return None
+        return smaller_than(params, "fast", "slow")
 
     def warmup(self, params: dict) -> int:
         finite = max(

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ._indicators import column, zscore
-from .base import FloatParam, IntParam, Signals, Strategy
+from .base import FloatParam, IntParam, Signals, Strategy, smaller_than
 
 
 class MeanReversionBands(Strategy):
@@ -24,10 +24,7 @@ class MeanReversionBands(Strategy):
     space = {"window": IntParam(10, 200), "entry_z": FloatParam(1.0, 4.0), "exit_z": FloatParam(0.0, 2.0)}
 
     def constraints(self, params: dict) -> str | None:
-        if params["exit_z"] >= params["entry_z"]:
-            return (f"exit_z ({params['exit_z']}) must be smaller than entry_z ({params['entry_z']}): "
-                    "pick exit_z < entry_z")
-        return None
+        return smaller_than(params, "exit_z", "entry_z")
 
     def warmup(self, params: dict) -> int:
         return int(params["window"]) - 1
