@@ -6,27 +6,14 @@ from datetime import datetime, timezone
 
 import dagster as dg
 import polars as pl
-import pytest
 
 from assets.partitions import bars_key, research_key
 from maestro_pipeline.lake import Lake
 
-from .conftest import NOW_MS
-from .test_dagster_graph import INST, MONTHS, Graph
+from tests.support.config import NOW_MS, small_config
+from tests.support.graph import INST, MONTHS, Graph, reoptimize_sensor
 
 DAY = 86_400_000
-
-
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as inst:
-        yield inst
-
-
-def _sensor(g: Graph):
-    sensor = g.defs.get_sensor_def("reoptimize_on_new_data")
-    with dg.build_sensor_context(instance=g.instance, resources=g.defs.resources, definitions=g.defs) as ctx:
-        return sensor(ctx)
 
 
 def _requests(result) -> list[dg.RunRequest]:
@@ -38,8 +25,6 @@ def _requests(result) -> list[dg.RunRequest]:
 def test_nightly_schedule_requests_current_and_previous_month():
     from assets import build_definitions
     from maestro_pipeline.config import parse_config
-
-    from .conftest import small_config
 
     cfg = parse_config(small_config("lake", instruments=[
         {"exchange": "synthetic", "symbol": "BTC/USDT", "timeframe": "1h", "start": "2026-04-01"},
@@ -59,16 +44,16 @@ def test_nightly_schedule_requests_current_and_previous_month():
 def test_sensor_fires_when_data_advances_not_before_and_not_after_a_failed_check(tmp_path, instance):
     g = Graph(tmp_path, instance)
     # no data at all
-    assert isinstance(_sensor(g), dg.SkipReason)
+    assert isinstance(reoptimize_sensor(g), dg.SkipReason)
     # data but not enough for one split (40d train + 20d test)
     g.bars(MONTHS[:1])
-    res = _sensor(g)
+    res = reoptimize_sensor(g)
     assert isinstance(res, dg.SkipReason) and "not enough validated data" in res.skip_message
     g.bars(MONTHS[1:])
-    reqs = _requests(_sensor(g))
+    reqs = _requests(reoptimize_sensor(g))
     assert [r.partition_key for r in reqs] == [INST]
     g.run(["walk_forward_splits"], INST)
-    res = _sensor(g)
+    res = reoptimize_sensor(g)
     assert isinstance(res, dg.SkipReason) and "waiting for data to cover the next test window" in res.skip_message
 
     # time passes: the nightly refresh adds bars. 20 days later a whole new test window exists.
@@ -83,13 +68,13 @@ def test_sensor_fires_when_data_advances_not_before_and_not_after_a_failed_check
     raw = g.lake.read_file("raw_candles", part)
     g.lake.write_table(pl.concat([raw, raw.tail(3)]), "raw_candles", part)  # duplicated rows
     assert not g.run(["validated_bars"], bars_key(newest, INST), raise_on_error=False).success
-    res = _sensor(g)
+    res = reoptimize_sensor(g)
     assert isinstance(res, dg.SkipReason) and "blocking check failed" in res.skip_message
     # the source is fixed; the month re-validates; now the sensor fires once for the new data
     g.run(["raw_candles"], bars_key(newest, INST))
     g.lake.write_table(raw, "raw_candles", part)
     g.run(["raw_candles", "validated_bars"], bars_key(newest, INST))
-    reqs = _requests(_sensor(g))
+    reqs = _requests(reoptimize_sensor(g))
     assert [r.partition_key for r in reqs] == [INST]
     assert reqs[0].run_key.startswith(f"{INST}@")
 
@@ -144,17 +129,17 @@ def test_sensor_reoptimizes_the_live_split_once_when_the_regime_shifts(tmp_path,
     g.run(["walk_forward_splits"], INST)
     stored = g.lake.read_file("walk_forward_splits", inst.hive)
     assert stored.filter(pl.col("live"))["train_end"].item() == grid_end
-    res = _sensor(g)
+    res = reoptimize_sensor(g)
     assert isinstance(res, dg.SkipReason) and "waiting for data to cover the next test window" in res.skip_message
 
     store(crafted(day0 + 12, day0 + 6))  # volatility jumps 6 days into the live test window; 8 days before a new one
     g.set_clock(start + (day0 + 12) * DAY)
-    reqs = _requests(_sensor(g))
+    reqs = _requests(reoptimize_sensor(g))
     assert [r.partition_key for r in reqs] == [INST]
     assert reqs[0].tags["maestro/trigger"] == "regime-shift" and "regime 0 -> 1" in reqs[0].tags["maestro/why"]
     g.run(["walk_forward_splits"], INST)
     moved = g.lake.read_file("walk_forward_splits", inst.hive).filter(pl.col("live")).row(0, named=True)
     assert grid_end + 6 * DAY < moved["train_end"] <= start + (day0 + 12) * DAY
     assert moved["live_reason"].startswith("re-optimized early")
-    res = _sensor(g)  # once: the re-anchored live split is stored, nothing more to do
+    res = reoptimize_sensor(g)  # once: the re-anchored live split is stored, nothing more to do
     assert isinstance(res, dg.SkipReason), _requests(res)

@@ -15,7 +15,7 @@ from maestro_pipeline.schema import to_pandas_bars
 from maestro_pipeline.strategies import available_strategies, get_strategy
 from maestro_pipeline.strategies import FloatParam, IntParam, Signals, Strategy
 
-from .conftest import NOW_MS
+from tests.support.config import NOW_MS
 
 #: The seed system's 22 strategies (DESIGN §6).
 CATALOG = {

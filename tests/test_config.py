@@ -12,7 +12,7 @@ import yaml
 from maestro_pipeline.config import load_config, parse_config
 from maestro_pipeline.errors import ConfigError
 
-from .conftest import small_config
+from tests.support.config import small_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,8 +22,8 @@ from maestro_pipeline.walkforward import make_splits
 from maestro_pipeline.evaluation import run_oos
 from maestro_pipeline.schema import conform
 
-from .conftest import small_config
-from .test_dagster_graph import INST, MONTHS, Graph
+from tests.support.config import small_config
+from tests.support.graph import INST, MONTHS, Graph, reoptimize_sensor
 
 H = 3_600_000
 MONTH = "2026-05"
@@ -218,12 +218,6 @@ def test_splits_flag_windows_with_a_blocking_gap():
 # ---------------------------------------------------------------------------------------------------
 # through the real asset
 # ---------------------------------------------------------------------------------------------------
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as inst:
-        yield inst
-
-
 def _validate(g: Graph, raw: pl.DataFrame, month: str = MONTH):
     part = Lake.month_partition(g.cfg.instrument_objs[0], month)
     g.lake.write_table(raw, "raw_candles", part)
@@ -316,15 +310,13 @@ def test_failed_blocking_check_holds_research_back(tmp_path, instance):
     res, evals, _ = _validate(g, _set(raw, [3], high=pl.col("low") - 1), newest)
     assert not res.success and not evals["bar_structure"].passed
     assert g.lake.read_file("validated_bars", part).equals(kept)       # research keeps reading the good version
-    from .test_automation import _sensor
-
-    skip = _sensor(g)
+    skip = reoptimize_sensor(g)
     assert isinstance(skip, dg.SkipReason) and "blocking check failed on the newest month (bar_structure)" in skip.skip_message
     later = dg.evaluate_automation_conditions(defs=g.defs, instance=instance, asset_selection=sel, cursor=first.cursor)
     assert later.total_requested == 0
     # the source is fixed: the month passes, the sensor asks for new splits, and research follows
     _validate(g, raw, newest)
-    reqs = _sensor(g)
+    reqs = reoptimize_sensor(g)
     assert isinstance(reqs, dg.SensorResult) and [r.partition_key for r in reqs.run_requests] == [INST]
     g.run(["walk_forward_splits"], INST)
     after = dg.evaluate_automation_conditions(defs=g.defs, instance=instance, asset_selection=sel, cursor=later.cursor)

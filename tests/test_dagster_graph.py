@@ -17,41 +17,8 @@ from maestro_pipeline.config import parse_config
 from maestro_pipeline.lake import Lake
 from maestro_pipeline.schema import BAR_COLUMNS
 
-from .conftest import NOW_MS, small_config
-
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-MONTHS = ["2026-04", "2026-05", "2026-06", "2026-07", "2026-08", "2026-09"]
-INST = "synthetic.BTC_USDT.1h"
-
-
-class Graph:
-    def __init__(self, tmp_path: Path, instance: dg.DagsterInstance, now_ms: int = NOW_MS, **cfg_over):
-        self.cfg = parse_config(small_config(str(tmp_path / "lake"), **cfg_over))
-        self.lake = Lake(tmp_path / "lake")
-        self.instance = instance
-        self.set_clock(now_ms)
-
-    def set_clock(self, now_ms: int) -> None:
-        self.defs = build_definitions(self.cfg, now_ms=now_ms)
-        repo = self.defs.get_repository_def()
-        self.assets = list(repo.assets_defs_by_key.values())
-        self.by_name = {k.path[-1]: a for k, a in repo.assets_defs_by_key.items()}
-
-    def run(self, names, key, raise_on_error=True):
-        return dg.materialize(self.assets, selection=[self.by_name[n] for n in names], partition_key=key,
-                              instance=self.instance, run_config=QUIET,
-                              raise_on_error=raise_on_error)
-
-    def bars(self, months=MONTHS):
-        for m in months:
-            self.run(["raw_candles", "validated_bars"], bars_key(m, INST))
-
-
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as inst:
-        yield inst
-
+from tests.support.config import NOW_MS, small_config
+from tests.support.graph import INST, MONTHS, Graph
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):

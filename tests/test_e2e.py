@@ -13,8 +13,8 @@ import polars as pl
 import pytest
 import yaml
 
-from .conftest import small_config
-from .dagster_dev import dagster_dev
+from tests.support.config import small_config
+from tests.support.dagster_dev import dagster_dev
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

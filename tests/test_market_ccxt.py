@@ -9,17 +9,14 @@ import logging
 import urllib.request
 from datetime import datetime, timezone
 
-import dagster as dg
 import polars as pl
 import pytest
 
 from maestro_pipeline.errors import DataError, MaestroError
 from maestro_pipeline.market import CcxtSource, RetryPolicy, SyntheticMarket
 from maestro_pipeline.market import api_credentials
-from tests.standin import standin  # noqa: F401  (fixture)
-from tests.standin.graph import FAST, StandInGraph, checksum, failure_message, materialization_metadata
-
-from .conftest import NOW_MS, small_config
+from tests.support.config import NOW_MS, small_config
+from tests.support.standin.graph import FAST, StandInGraph, checksum, failure_message, materialization_metadata
 
 HOUR, MINUTE = 3_600_000, 60_000
 SPOT_1H = "binance.BTC_USDT.1h"
@@ -50,12 +47,6 @@ def source(si, **over) -> CcxtSource:
               retry=RetryPolicy(max_attempts=5, base_delay_s=0.01, max_delay_s=0.05, max_total_s=10))
     kw.update(over)
     return CcxtSource("binance", **kw)
-
-
-@pytest.fixture(scope="module")
-def instance():
-    with dg.instance_for_test() as inst:
-        yield inst
 
 
 # ------------------------------------------------------------------ end to end through the asset graph

@@ -14,10 +14,8 @@ import pytest
 from maestro_pipeline.config import parse_config
 from maestro_pipeline.errors import ConfigError, DataError
 from maestro_pipeline.market import FileSource, read_bars_file
-from tests.standin import standin  # noqa: F401  (fixture)
-from tests.standin.graph import StandInGraph, failure_message, materialization_metadata
-
-from .conftest import small_config
+from tests.support.config import small_config
+from tests.support.standin.graph import StandInGraph, failure_message, materialization_metadata
 
 H = 3_600_000
 T0 = int(datetime(2024, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)

@@ -12,6 +12,7 @@ import quantstats as qs
 
 from maestro_pipeline.errors import MaestroError
 from maestro_pipeline.stats import METRIC_CONVENTIONS, METRIC_KEYS, VWR_SDEV_MAX, VWR_TAU, backtrader_period_keys, backtrader_tann, backtrader_vwr, compute_metrics
+from tests.support.backtrader import backtrader_vwr_of
 
 
 def sample_returns(n: int, seed: int, freq: str = "h", drift: float = 0.0002) -> pd.Series:
@@ -193,44 +194,6 @@ def test_trade_payoff_and_expectancy_by_hand():
 
 
 # ----------------------------------------------------------------------------- VWR against Backtrader
-
-
-def backtrader_vwr_of(equity: np.ndarray, index: pd.DatetimeIndex, timeframe=None, compression=1, **analyzer_kw):
-    """VWR of an equity path measured by Backtrader's own VWR analyzer in a real cerebro run.
-
-    The path is made tradeable: a feed whose close is the equity and whose open is the previous equity; the
-    strategy buys exactly 1 unit with all its cash (``equity[0]``, commission 0) at the open of bar 1
-    (cheat-on-open), so the broker value at each close *is* ``equity`` (``equity[0]`` = starting cash, as in
-    Maestro where nothing can fill on the first bar).
-    """
-    import backtrader as bt
-
-    cash = float(equity[0])
-    df = pd.DataFrame({"open": np.r_[cash, equity[:-1]], "close": equity}, index=index)
-    df["high"] = df[["open", "close"]].max(axis=1)
-    df["low"] = df[["open", "close"]].min(axis=1)
-    df["volume"] = 1.0
-
-    class HoldOne(bt.Strategy):
-        def __init__(self):
-            self.values = []
-
-        def next_open(self):
-            if not self.position:
-                self.buy(size=1.0)
-
-        def next(self):
-            self.values.append(self.broker.getvalue())
-
-    cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
-    cerebro.broker.setcash(cash)
-    feed_kw = {} if timeframe is None else {"timeframe": timeframe, "compression": compression}
-    cerebro.adddata(bt.feeds.PandasData(dataname=df, **feed_kw))
-    cerebro.addstrategy(HoldOne)
-    cerebro.addanalyzer(bt.analyzers.VWR, _name="vwr", **analyzer_kw)
-    strat = cerebro.run()[0]
-    np.testing.assert_allclose(strat.values, equity, rtol=1e-12)  # Backtrader saw exactly this equity
-    return strat.analyzers.vwr.get_analysis()["vwr"]
 
 
 def equity_path(n: int, seed: int, drift: float, vol: float = 0.01) -> np.ndarray:

@@ -24,7 +24,7 @@ from maestro_pipeline.search import check_window_fits, shortest_train_bars, wind
 from maestro_pipeline.strategies import FloatParam, IntParam
 from maestro_pipeline.timeframes import DAY_MS, HOUR_MS
 
-from .conftest import small_config
+from tests.support.config import small_config
 
 START = 1_735_689_600_000  # 2025-01-01 00:00 UTC
 

@@ -8,7 +8,7 @@ from maestro_pipeline.instruments import Instrument
 from maestro_pipeline.timeframes import DAY_MS
 from maestro_pipeline.walkforward import months_to_refresh, splits_due
 
-from .test_ingest import ms
+from tests.support.config import ms
 
 
 def test_months_to_refresh():

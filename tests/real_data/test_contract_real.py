@@ -15,7 +15,7 @@ import pytest
 from maestro_pipeline.quality import Policy, evaluate
 from maestro_pipeline.durations import month_bounds
 
-from .conftest import load
+from tests.support.datasets import load
 
 pytestmark = pytest.mark.real_data
 

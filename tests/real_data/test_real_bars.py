@@ -18,7 +18,7 @@ from maestro_pipeline.search import optimize_splits
 from maestro_pipeline.evaluation import run_oos
 from maestro_pipeline.quality import check_bars, find_gaps
 
-from .conftest import load
+from tests.support.datasets import load
 
 pytestmark = pytest.mark.real_data
 

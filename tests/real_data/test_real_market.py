@@ -11,16 +11,15 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import dagster as dg
 import polars as pl
 import pytest
 
 from maestro_pipeline.durations import month_bounds
 from maestro_pipeline.market import FileSource, read_bars_file
 from maestro_pipeline.market import clear_market_cache
-from tests.conftest import small_config
-from tests.standin import real_listing, start
-from tests.standin.graph import StandInGraph, checksum, materialization_metadata
+from tests.support.config import small_config
+from tests.support.standin import real_listing, start
+from tests.support.standin.graph import StandInGraph, checksum, materialization_metadata
 
 pytestmark = pytest.mark.real_data
 
@@ -63,12 +62,6 @@ def test_file_source_serves_a_month_of_the_bitvavo_csv(datasets):
 
 def _ms(*a) -> int:
     return int(datetime(*a, tzinfo=timezone.utc).timestamp() * 1000)
-
-
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as inst:
-        yield inst
 
 
 def test_raw_candles_1h_real_bitvavo_through_ccxt(datasets, tmp_path, instance):

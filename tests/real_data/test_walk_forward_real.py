@@ -22,7 +22,7 @@ from maestro_pipeline.evaluation import run_oos
 from maestro_pipeline.schema import to_pandas_bars
 from maestro_pipeline.strategies import available_strategies, get_strategy
 
-from .conftest import load
+from tests.support.datasets import load
 
 pytestmark = pytest.mark.real_data
 COSTS = Costs(0.001, 0.0005)

@@ -1,7 +1,7 @@
 """Fetch throughput from the stand-in and the fault matrix, printed as tables.
 
-    NUMBA_CACHE_DIR=.venv/numba_cache .venv/bin/python -m tests.standin.bench        # synthetic replay
-    MAESTRO_DATASETS=../shared/datasets .venv/bin/python -m tests.standin.bench     # + real 1m replay
+    NUMBA_CACHE_DIR=.venv/numba_cache .venv/bin/python -m tests.support.standin.bench        # synthetic replay
+    MAESTRO_DATASETS=../shared/datasets .venv/bin/python -m tests.support.standin.bench     # + real 1m replay
 
 Throughput is the whole client path: ccxt request + JSON parse + Maestro's loop and frame building, against a
 server in the same machine (so it measures the client and the stand-in, not an exchange's latency).

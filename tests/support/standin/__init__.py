@@ -1,21 +1,21 @@
 """A local Binance stand-in for tests: the real ``ccxt.binance`` client, a real HTTP server on 127.0.0.1.
 
-Use the ``standin`` fixture (import it into a test module: ``from tests.standin import standin``) or
-:func:`start` for scripts. See :mod:`tests.standin.server` for the endpoints and the faults it can inject.
+Use the ``standin`` fixture (tests/conftest.py) or :func:`start` for scripts. See
+:mod:`tests.support.standin.server` for the endpoints and the faults it can inject.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
-import pytest
+
+from tests.support.config import NOW_MS
 
 from .server import FAULTS, Listing, StandIn
 
-__all__ = ["FAULTS", "Listing", "StandIn", "real_listing", "standin", "start", "synthetic_listings"]
+__all__ = ["FAULTS", "Listing", "StandIn", "real_listing", "start", "synthetic_listings"]
 
 
 def synthetic_listings(seed: int = 7) -> list[Listing]:
@@ -32,20 +32,5 @@ def real_listing(symbol: str, parquet: str | Path, datasets: str | Path | None =
 
 def start(listings: list[Listing] | None = None, now_ms: int | None = None, slow_s: float = 1.0) -> StandIn:
     """Start a stand-in (synthetic listings by default); call ``.close()`` when done."""
-    from tests.conftest import NOW_MS
-
     return StandIn(listings or synthetic_listings(), now_ms if now_ms is not None else NOW_MS, slow_s=slow_s)
 
-
-@pytest.fixture
-def standin() -> Iterator[StandIn]:
-    """A fresh stand-in with the synthetic listings (seed 7) and the tests' pinned clock."""
-    from maestro_pipeline.market import clear_market_cache
-
-    si = start()
-    clear_market_cache()
-    try:
-        yield si
-    finally:
-        si.close()
-        clear_market_cache()
