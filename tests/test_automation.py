@@ -12,6 +12,7 @@ from maestro_pipeline.lake import Lake
 
 from tests.support.config import NOW_MS, small_config
 from tests.support.graph import INST, MONTHS, Graph, reoptimize_sensor
+from tests.support.bars import regime_bars
 
 DAY = 86_400_000
 
@@ -95,27 +96,14 @@ def test_sensor_reoptimizes_the_live_split_once_when_the_regime_shifts(tmp_path,
     """Crafted validated bars (calm, a volatile stretch in the past, calm again): the sensor stays quiet while the
     market is calm; when the newest days turn volatile — before any new test window exists — it requests a
     re-split tagged regime-shift, once."""
-    import numpy as np
-
     from maestro_pipeline.walkforward import make_splits
-    from maestro_pipeline.schema import conform
 
     g = Graph(tmp_path, instance)
     inst = g.cfg.instrument_objs[0]
     start = inst.start_ms
 
-    def crafted(days: int, switch_day: int | None) -> pl.DataFrame:
-        n = days * 24
-        vol = np.full(n, 0.003)
-        vol[20 * 24:50 * 24] = 0.012  # the past holds both regimes
-        if switch_day is not None:
-            vol[switch_day * 24:] = 0.012
-        close = 100 * np.exp(np.cumsum(np.random.default_rng(8).normal(0, vol)))
-        open_ = np.r_[100.0, close[:-1]]
-        return conform(pl.DataFrame({
-            "timestamp": start + np.arange(n, dtype=np.int64) * 3_600_000, "open": open_,
-            "high": np.maximum(open_, close) * 1.001, "low": np.minimum(open_, close) * 0.999, "close": close,
-            "volume": np.full(n, 5.0)}), "synthetic")
+    def crafted(days: int, switch_day: int | None) -> pl.DataFrame:  # the past holds both regimes (days 20-50)
+        return regime_bars(days, switch_day, seed=8, start_ms=start, volatile_days=(20, 50))
 
     def store(bars: pl.DataFrame) -> None:
         for month, part in bars.group_by(pl.col("datetime").dt.strftime("%Y-%m"), maintain_order=True):

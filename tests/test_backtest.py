@@ -4,39 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import polars as pl
 import pytest
 
 from maestro_pipeline.engine import TRADE_COLUMNS, BacktestResult, Costs, evaluate, index_freq, run_backtest
 from maestro_pipeline.errors import MaestroError
-from maestro_pipeline.schema import to_pandas_bars
 from maestro_pipeline.strategies import get_strategy
 from maestro_pipeline.strategies import Signals
 from tests.support.backtrader import backtrader_equity, backtrader_replay
-
-
-def make_bars(close: np.ndarray, seed: int = 0) -> pd.DataFrame:
-    """OHLCV on a naive hourly index, built through the project's own polars -> pandas path."""
-    rng = np.random.default_rng(seed)
-    n = len(close)
-    open_ = np.r_[close[0], close[:-1]] * (1 + rng.normal(0, 0.002, n))
-    ts = 1_700_000_000_000 + np.arange(n, dtype=np.int64) * 3_600_000
-    df = pl.DataFrame(
-        {
-            "timestamp": ts,
-            "open": open_,
-            "high": np.maximum(open_, close) * 1.001,
-            "low": np.minimum(open_, close) * 0.999,
-            "close": close,
-            "volume": np.ones(n),
-        }
-    )
-    return to_pandas_bars(df)
-
-
-def random_bars(n: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    return make_bars(100 * np.exp(np.cumsum(rng.normal(0, 0.01, n))), seed)
+from tests.support.bars import random_schema_bars, schema_bars
 
 
 def reference_backtest(open_, close, le, lx, se, sx, fee, slip, init_cash=10_000.0, start=0):
@@ -122,7 +97,7 @@ def crafted_signals(n: int) -> Signals:
 
 @pytest.mark.parametrize("costs", [Costs(), Costs(fee=0.0, slippage=0.0), Costs(fee=0.0025, slippage=0.001)])
 def test_equity_matches_hand_reference_on_crafted_signals(costs):
-    bars = random_bars(45, seed=1)
+    bars = random_schema_bars(45, seed=1)
     sig = crafted_signals(len(bars))
     res = run_backtest(bars, sig, costs)
     assert isinstance(res, BacktestResult)
@@ -146,7 +121,7 @@ def test_strategy_backtest_matches_hand_reference():
     # a zigzag with known EMA crossings: up-leg, down-leg, up-leg, down-leg
     legs = [np.linspace(101, 120, 12), np.linspace(119, 95, 14), np.linspace(96, 125, 12), np.linspace(124, 105, 10)]
     close = np.r_[np.full(40, 100.0), *legs]  # 40 flat bars = the warm-up of slow=10
-    bars = make_bars(close, seed=4)
+    bars = schema_bars(close, seed=4)
     s = get_strategy("ema_cross")
     p = s.check({"fast": 3, "slow": 10})
     sig = s.signals(bars, p)
@@ -161,7 +136,7 @@ def test_strategy_backtest_matches_hand_reference():
 
 
 def test_start_masks_earlier_signals_and_matches_reference():
-    bars = random_bars(45, seed=7)
+    bars = random_schema_bars(45, seed=7)
     sig = crafted_signals(len(bars))
     costs = Costs()
     for start in (5, 11, 20):
@@ -177,7 +152,7 @@ def test_start_masks_earlier_signals_and_matches_reference():
 
 
 def test_signal_at_t_fills_at_next_open():
-    bars = random_bars(30, seed=2)
+    bars = random_schema_bars(30, seed=2)
     n = len(bars)
     for t in (0, 7, 20):
         le = np.zeros(n, bool)
@@ -197,7 +172,7 @@ def test_signal_at_t_fills_at_next_open():
 
 
 def test_fractional_size_closes_then_reopens_next_bar():
-    bars = random_bars(20, seed=3)
+    bars = random_schema_bars(20, seed=3)
     n = len(bars)
     le, lx, se, sx = (np.zeros(n, bool) for _ in range(4))
     le[2] = True  # long at 3
@@ -224,7 +199,7 @@ def test_fractional_size_closes_then_reopens_next_bar():
 
 
 def test_evaluate_never_reads_at_or_after_end():
-    bars = random_bars(1500, seed=5)
+    bars = random_schema_bars(1500, seed=5)
     start, end = 700, 1100
     for name, params in (("ema_cross", {"fast": 5, "slow": 40}), ("rsi", {}), ("bollinger", {})):
         s = get_strategy(name)
@@ -245,7 +220,7 @@ def test_evaluate_never_reads_at_or_after_end():
 
 
 def test_evaluate_uses_warmup_history_from_before_start():
-    bars = random_bars(1200, seed=8)
+    bars = random_schema_bars(1200, seed=8)
     s = get_strategy("rsi")  # finite-window indicator: warm-up is exact
     p = s.check({"window": 14, "lower": 40.0, "upper": 60.0})
     start, end = 600, 900
@@ -260,7 +235,7 @@ def test_evaluate_uses_warmup_history_from_before_start():
 
 
 def test_evaluate_validates_window_and_params():
-    bars = random_bars(100, seed=1)
+    bars = random_schema_bars(100, seed=1)
     s = get_strategy("ema_cross")
     with pytest.raises(MaestroError, match="window"):
         evaluate(bars, s, {}, 50, 50, Costs())
@@ -275,7 +250,7 @@ def test_costs_and_sizing_validation():
         Costs(fee=-0.001)
     with pytest.raises(MaestroError, match="slippage"):
         Costs(slippage=1.5)
-    bars = random_bars(20, seed=1)
+    bars = random_schema_bars(20, seed=1)
     z = np.zeros(20, bool)
     with pytest.raises(MaestroError, match="size_fraction"):
         run_backtest(bars, Signals(z, z, z, z), Costs(), size_fraction=1.5)
@@ -284,7 +259,7 @@ def test_costs_and_sizing_validation():
 
 
 def test_index_freq_and_no_trades():
-    bars = random_bars(50, seed=1)
+    bars = random_schema_bars(50, seed=1)
     assert index_freq(bars.index) == pd.Timedelta(hours=1)
     assert index_freq(pd.RangeIndex(5)) is None
     z = np.zeros(50, bool)
@@ -297,7 +272,7 @@ def test_index_freq_and_no_trades():
 
 
 def test_equity_matches_backtrader():
-    bars = random_bars(45, seed=1)
+    bars = random_schema_bars(45, seed=1)
     sig = crafted_signals(len(bars))
     costs = Costs(fee=0.001, slippage=0.0005)
     res = run_backtest(bars, sig, costs)
@@ -312,7 +287,7 @@ def test_equity_matches_backtrader():
 
 
 def test_funding_payments_match_hand_computation():
-    bars = random_bars(20, seed=11)
+    bars = random_schema_bars(20, seed=11)
     n = len(bars)
     le, lx, se, sx = (np.zeros(n, bool) for _ in range(4))
     le[2] = True  # long from open[3]
@@ -355,7 +330,7 @@ def test_funding_payments_match_hand_computation():
 
 
 def test_leverage_cap_is_validated_and_peak_leverage_reported():
-    bars = random_bars(60, seed=12)
+    bars = random_schema_bars(60, seed=12)
     n = len(bars)
     z = np.zeros(n, bool)
     se = z.copy()
@@ -406,7 +381,7 @@ def test_channel_signals_by_hand():
 
 
 def test_macd_matches_pandas_ewm_and_crosses():
-    bars = random_bars(600, seed=21)
+    bars = random_schema_bars(600, seed=21)
     s = get_strategy("macd")
     p = s.check({"fast": 5, "slow": 13, "signal": 4})
     c = bars["close"]

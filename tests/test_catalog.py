@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 
 from maestro_pipeline.errors import MaestroError
-from maestro_pipeline.market import SyntheticMarket
 from maestro_pipeline.schema import to_pandas_bars
 from maestro_pipeline.strategies import available_strategies, get_strategy
 from maestro_pipeline.strategies import FloatParam, IntParam, Signals, Strategy
 
 from tests.support.config import NOW_MS
+from tests.support.bars import synthetic_bars, with_derivatives
 
 #: The seed system's 22 strategies (DESIGN §6).
 CATALOG = {
@@ -34,30 +34,10 @@ NAMES = available_strategies()
 HOUR = 3_600_000
 
 
-def _synthetic_bars(n: int = 1500) -> pd.DataFrame:
-    until = NOW_MS - 5 * 24 * HOUR
-    df = SyntheticMarket(seed=7, now_ms=NOW_MS).fetch("BTC/USDT", "1h", until - n * HOUR, until)
-    bars = to_pandas_bars(df)
-    assert len(bars) == n
-    return bars
-
-
-def with_derivatives(bars: pd.DataFrame, seed: int = 1) -> pd.DataFrame:
-    """Add plausible perpetual-swap columns: funding set every 8 bars and forward-filled from past events only."""
-    rng = np.random.default_rng(seed)
-    n = len(bars)
-    out = bars.copy()
-    events = np.full(n, np.nan)
-    events[::8] = rng.normal(1e-4, 3e-4, len(events[::8]))
-    out["funding_rate"] = pd.Series(events, index=bars.index).ffill().to_numpy()
-    out["open_interest"] = 1e6 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
-    out["mark_price"] = bars["close"].to_numpy() * (1 + rng.normal(0, 2e-4, n))
-    out["index_price"] = bars["close"].to_numpy() * (1 + rng.normal(0, 5e-4, n))
-    return out
-
-
-BARS = _synthetic_bars()
-BARS_D = with_derivatives(BARS)
+UNTIL = NOW_MS - 5 * 24 * HOUR
+BARS = to_pandas_bars(synthetic_bars(UNTIL - 1500 * HOUR, UNTIL, seed=7, now_ms=NOW_MS))
+assert len(BARS) == 1500
+BARS_D = with_derivatives(BARS)  # funding set every 8 bars and forward-filled from past settlements only
 
 
 def _variants(name: str) -> list[tuple[str, pd.DataFrame]]:

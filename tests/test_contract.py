@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 import polars as pl
 import pytest
 
@@ -20,26 +19,15 @@ from maestro_pipeline.durations import month_bounds
 from maestro_pipeline.lake import Lake
 from maestro_pipeline.walkforward import make_splits
 from maestro_pipeline.evaluation import run_oos
-from maestro_pipeline.schema import conform
 
 from tests.support.config import small_config
 from tests.support.graph import INST, MONTHS, Graph, reoptimize_sensor
+from tests.support.bars import clean_bars
 
 H = 3_600_000
 MONTH = "2026-05"
 M0 = month_bounds(MONTH)[0]
 QUARANTINE = {"asset": "validated_bars"}
-
-
-def clean(n: int = 72, start: int = M0, seed: int = 1) -> pl.DataFrame:
-    """A random walk of ``n`` hourly bars: every rule passes on it."""
-    rng = np.random.default_rng(seed)
-    c = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
-    o = np.r_[100.0, c[:-1]]
-    hi = np.maximum(o, c) * (1 + rng.uniform(0.001, 0.01, n))
-    lo = np.minimum(o, c) * (1 - rng.uniform(0.001, 0.01, n))
-    return conform(pl.DataFrame({"timestamp": start + np.arange(n) * H, "open": o, "high": hi, "low": lo, "close": c,
-                                 "volume": rng.uniform(1, 10, n)}), "synthetic")
 
 
 def _set(df: pl.DataFrame, rows, **values) -> pl.DataFrame:
@@ -100,7 +88,7 @@ def _policy(over: dict) -> Policy:
 # the contract on its own
 # ---------------------------------------------------------------------------------------------------
 def test_clean_input_passes_every_rule_and_is_fast():
-    df = clean(744)
+    df = clean_bars(744, M0)
     evaluate(df, "1h", start_ms=M0, end_ms=month_bounds(MONTH)[1])  # the first call builds the cached suites
     t0 = time.perf_counter()
     res = evaluate(df, "1h", start_ms=M0, end_ms=month_bounds(MONTH)[1])
@@ -115,7 +103,7 @@ def test_clean_input_passes_every_rule_and_is_fast():
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_each_rule_catches_its_fault(case):
     mutate, rule, rows, over = CASES[case]
-    bad = mutate(clean())
+    bad = mutate(clean_bars(72, M0))
     res = evaluate(bad, "1h", _policy(over), start_ms=M0, end_ms=month_bounds(MONTH)[1])
     assert not res.outcomes[rule].passed, res.outcomes[rule]
     assert res.outcomes[rule].message and "\n" not in res.outcomes[rule].message
@@ -131,15 +119,15 @@ def test_each_rule_catches_its_fault(case):
 
 
 def test_schema_fault_blocks_and_stops_evaluation():
-    res = evaluate(clean().with_columns(pl.col("volume").cast(pl.Int64)), "1h")
+    res = evaluate(clean_bars(72, M0).with_columns(pl.col("volume").cast(pl.Int64)), "1h")
     assert res.blocked and not res.outcomes["schema"].passed and "volume" in res.outcomes["schema"].message
     assert not res.outcomes["ohlc_consistent"].evaluated
-    res = evaluate(clean().drop("close"), "1h")
+    res = evaluate(clean_bars(72, M0).drop("close"), "1h")
     assert res.blocked and "missing columns ['close']" in res.outcomes["schema"].message
 
 
 def test_copied_block_is_found_with_its_lag_and_dropped():
-    res = evaluate(_copy_block(clean()), "1h")
+    res = evaluate(_copy_block(clean_bars(72, M0)), "1h")
     assert res.status == "validated_with_drops"
     q = res.quarantine
     assert q["raw_row"].to_list() == [30, 31, 32, 33, 34] and set(q["action"]) == {"dropped"}
@@ -149,7 +137,7 @@ def test_copied_block_is_found_with_its_lag_and_dropped():
 
 
 def test_gaps_are_ranges_and_max_gap_is_configurable():
-    df = pl.concat([clean().slice(0, 10), clean().slice(13, 5), clean().slice(30)])  # 3 and 12 missing bars
+    df = pl.concat([clean_bars(72, M0).slice(0, 10), clean_bars(72, M0).slice(13, 5), clean_bars(72, M0).slice(30)])  # 3 and 12 missing bars
     res = evaluate(df, "1h")
     assert res.gaps == [(M0 + 10 * H, M0 + 12 * H, 3), (M0 + 18 * H, M0 + 29 * H, 12)]
     assert res.blocked and res.outcomes["gap_over_max"].count == 1
@@ -157,12 +145,12 @@ def test_gaps_are_ranges_and_max_gap_is_configurable():
     assert evaluate(df, "1h", Policy.default(max_gap=12)).status == "validated"  # bar counts work too
     assert evaluate(df, "1h", Policy.default(max_gap=11)).blocked
     # a gap across the month boundary is seen whole, from the previous month's last bar
-    res = evaluate(clean(), "1h", prev_last_ms=M0 - 8 * H)
+    res = evaluate(clean_bars(72, M0), "1h", prev_last_ms=M0 - 8 * H)
     assert res.gaps == [(M0 - 7 * H, M0 - H, 7)] and res.blocked
 
 
 def test_spike_flat_and_zero_volume_warn_by_default_and_keep_the_rows():
-    flat8 = _set(clean(), range(20, 28), open=100.0, high=100.0, low=100.0, close=100.0)  # 8 h > max_flat_run 6h
+    flat8 = _set(clean_bars(72, M0), range(20, 28), open=100.0, high=100.0, low=100.0, close=100.0)  # 8 h > max_flat_run 6h
     bad = CASES["zero_volume_run"][0](CASES["spike"][0](flat8))
     res = evaluate(bad, "1h")
     assert {k for k, o in res.failed.items()} == {"price_spikes", "flat_runs", "zero_volume_runs"}
@@ -170,7 +158,7 @@ def test_spike_flat_and_zero_volume_warn_by_default_and_keep_the_rows():
 
 
 def test_data_docs_are_great_expectations_pages():
-    res = evaluate(CASES["high_below_low"][0](clean()), "1h")
+    res = evaluate(CASES["high_below_low"][0](clean_bars(72, M0)), "1h")
     html = res.data_docs_html()
     assert html.lstrip().lower().startswith("<!doctype html") or "<html" in html[:500].lower()
     for suite in ("maestro_bars_schema", "maestro_bars_rows", "maestro_bars_continuity"):
@@ -197,7 +185,7 @@ def test_config_validates_the_contract_section():
 
 
 def test_splits_flag_windows_with_a_blocking_gap():
-    bars = clean(24 * 80, start=M0)
+    bars = clean_bars(24 * 80, M0)
     bars = bars.filter(~pl.col("timestamp").is_between(M0 + 70 * 24 * H, M0 + 70 * 24 * H + 9 * H))  # 10 h gap
     wf = WalkForwardConfig(train="40d", test="20d", n_splits=2, scheme="rolling")
     splits, table = make_splits(bars, "1h", wf)
@@ -233,7 +221,7 @@ def test_each_fault_through_the_asset(tmp_path, instance, case):
     over_sev, over_thr = _split(over)
     sev = {**{c: d for c, (d, _, _) in CHECKS.items()}, **over_sev}
     g = Graph(tmp_path, instance, data_contract={"severity": over_sev, "default": over_thr})
-    bad = mutate(clean())
+    bad = mutate(clean_bars(72, M0))
     res, evals, part = _validate(g, bad)
     check = RULES[rule].check
     assert not evals[check].passed and rule in evals[check].description
@@ -262,7 +250,7 @@ def test_each_fault_through_the_asset(tmp_path, instance, case):
 
 def test_clean_month_through_the_asset(tmp_path, instance):
     g = Graph(tmp_path, instance)
-    raw = clean(24 * 31)
+    raw = clean_bars(24 * 31, M0)
     part = Lake.month_partition(g.cfg.instrument_objs[0], MONTH)
     g.lake.write_table(raw, "quarantine", {**QUARANTINE, **part})  # a stale quarantine from an earlier failure
     res, evals, part = _validate(g, raw)
@@ -278,7 +266,7 @@ def test_clean_month_through_the_asset(tmp_path, instance):
 
 def test_drop_keeps_gaps_as_metadata_and_a_blocking_failure_keeps_the_previous_month(tmp_path, instance):
     g = Graph(tmp_path, instance)
-    good = clean()
+    good = clean_bars(72, M0)
     _validate(g, good)
     part = Lake.month_partition(g.cfg.instrument_objs[0], MONTH)
     before = g.lake.read_file("validated_bars", part)

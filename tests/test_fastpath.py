@@ -4,7 +4,6 @@ itself tested against Backtrader), and ``compute_metrics``; plus the grid and th
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
@@ -13,27 +12,20 @@ import pytest
 from maestro_pipeline import engine, stats
 from maestro_pipeline.engine import Costs, evaluate, run_backtest
 from maestro_pipeline.errors import DataError, MaestroError
-from maestro_pipeline.market import SyntheticMarket
 from maestro_pipeline.stats import compute_metrics
 from maestro_pipeline.schema import to_pandas_bars
 from maestro_pipeline.strategies import available_strategies, get_strategy
 from maestro_pipeline.strategies import Categorical, FloatParam, IntParam, Signals
 from maestro_pipeline.timeframes import HOUR_MS
+from tests.support.bars import T2025_MS, bars_from_close, hourly_index, random_walk, synthetic_bars, with_derivatives
 
 METRICS = ("sharpe", "sortino", "total_return", "cagr", "calmar", "max_drawdown", "vwr")
 
 
-def walk_bars(rng: np.random.Generator, n: int, vol: float) -> pd.DataFrame:
-    close = 100 * np.exp(np.cumsum(rng.normal(0, vol, n)))
-    open_ = np.r_[close[0], close[:-1]] * (1 + rng.normal(0, vol / 4, n))
-    index = pd.date_range("2024-01-01", periods=n, freq="h", name="datetime")
-    return pd.DataFrame({"open": open_, "high": np.maximum(open_, close), "low": np.minimum(open_, close),
-                         "close": close, "volume": 1.0}, index=index)
-
-
 def random_case(rng: np.random.Generator):
     n = int(rng.integers(2, 160))
-    bars = walk_bars(rng, n, float(rng.choice([0.005, 0.03, 0.15, 0.4])))
+    vol = float(rng.choice([0.005, 0.03, 0.15, 0.4]))
+    bars = random_walk(n, rng=rng, vol=vol, open_noise=vol / 4, name="datetime")
     density = float(rng.choice([0.01, 0.05, 0.2, 0.5]))  # dense signals collide on the same bar
     signals = [rng.random(n) < density for _ in range(4)]
     rate = None
@@ -63,16 +55,11 @@ def test_simulate_equals_run_backtest_on_random_cases():
     assert n_trades_seen > 1000  # the cases trade a lot, not just sit flat
 
 
-def _bars_from_close(close: np.ndarray) -> pd.DataFrame:
-    index = pd.date_range("2024-01-01", periods=len(close), freq="h", name="datetime")
-    return pd.DataFrame({"open": close, "high": close, "low": close, "close": close, "volume": 1.0}, index=index)
-
-
 def test_short_that_outgrows_its_cash_is_covered_partially_as_vectorbt_does():
     # short all-in at 100, the price triples: buying it back needs more cash than the account holds, so the
     # exit covers only part of it (a closed trade) and the rest stays open; a long entry then has no cash
     close = np.array([100.0, 100, 100, 150, 250, 300, 300, 300, 310, 320])
-    bars = _bars_from_close(close)
+    bars = bars_from_close(close, index=hourly_index(len(close), name="datetime"))
     n = len(close)
     le, lx, se, sx = (np.zeros(n, bool) for _ in range(4))
     se[0] = True  # short from open[1]
@@ -88,7 +75,8 @@ def test_short_that_outgrows_its_cash_is_covered_partially_as_vectorbt_does():
 
 
 def test_reversals_and_conflicts_match_run_backtest():
-    bars = _bars_from_close(np.array([100.0, 101, 103, 99, 97, 98, 104, 106, 103, 101, 100, 102]))
+    close = np.array([100.0, 101, 103, 99, 97, 98, 104, 106, 103, 101, 100, 102])
+    bars = bars_from_close(close, index=hourly_index(len(close), name="datetime"))
     n = len(bars)
     le, lx, se, sx = (np.zeros(n, bool) for _ in range(4))
     le[1] = True  # long
@@ -108,27 +96,12 @@ def test_reversals_and_conflicts_match_run_backtest():
 # ----------------------------------------------------------------------------- strategies: evaluate_fast
 
 
-def synthetic_bars(n: int = 2200, seed: int = 5) -> pd.DataFrame:
-    """Embedded-market 1h bars (as bench.year_of_bars builds them) plus derivatives columns."""
-    since = int(datetime(2025, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
-    market = SyntheticMarket(seed=seed, now_ms=since + (n + 48) * HOUR_MS)
-    bars = to_pandas_bars(market.fetch("BTC/USDT", "1h", since, since + n * HOUR_MS))
-    rng = np.random.default_rng(seed)
-    m = len(bars)
-    close = bars["close"].to_numpy()
-    rate = np.full(m, np.nan)
-    rate[::8] = rng.normal(0.0001, 0.0004, len(rate[::8]))  # settlements every 8 hours
-    return bars.assign(
-        funding_rate=rate,
-        open_interest=1e9 * np.exp(np.cumsum(rng.normal(0, 0.01, m))),
-        mark_price=close * (1 + rng.normal(0, 0.0005, m)),
-        index_price=close * (1 + rng.normal(0, 0.0005, m)),
-    )
-
-
 @pytest.fixture(scope="module")
 def sbars() -> pd.DataFrame:
-    return synthetic_bars()
+    """Embedded-market 1h bars (as bench.year_of_bars builds them) plus derivatives columns (funding NaN between
+    settlements)."""
+    bars = to_pandas_bars(synthetic_bars(T2025_MS, T2025_MS + 2200 * HOUR_MS, seed=5))
+    return with_derivatives(bars, 5, funding_sd=4e-4, forward_fill=False, open_interest=1e9, mark_sd=5e-4)
 
 
 def sample_params(strategy, rng: np.random.Generator) -> dict:

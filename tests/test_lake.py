@@ -11,6 +11,7 @@ import pytest
 
 from maestro_pipeline.instruments import Instrument
 from maestro_pipeline.lake import Lake, data_version
+from tests.support.bars import flat_bars
 
 
 def _df(n: int, start: int = 0) -> pl.DataFrame:
@@ -72,14 +73,11 @@ def test_transaction_is_all_or_nothing(tmp_path):
 
 
 def test_read_bars_scans_all_months_in_order(tmp_path):
-    from maestro_pipeline.schema import conform
-
     lake = Lake(tmp_path)
     inst = Instrument("synthetic", "BTC/USDT", "1h", date(2025, 1, 1))
     h = 3_600_000
     for month, start in (("2025-02", 20), ("2025-01", 0)):
-        df = pl.DataFrame({"timestamp": [(start + i) * h for i in range(5)], **{c: [1.0] * 5 for c in ("open", "high", "low", "close", "volume")}})
-        lake.write_table(conform(df, "synthetic"), "validated_bars", Lake.month_partition(inst, month))
+        lake.write_table(flat_bars(5, price=1.0, start_ms=start * h), "validated_bars", Lake.month_partition(inst, month))
     bars = lake.read_bars(inst)
     assert bars["timestamp"].to_list() == [i * h for i in range(5)] + [(20 + i) * h for i in range(5)]
     assert lake.read_bars(inst, start_ms=2 * h, end_ms=22 * h).height == 5

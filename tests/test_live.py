@@ -2,41 +2,23 @@
 
 from __future__ import annotations
 
-import numpy as np
 import polars as pl
 import pytest
 
 from maestro_pipeline.config import RegimesConfig, WalkForwardConfig
 from maestro_pipeline.walkforward import live_split
 from maestro_pipeline.walkforward import make_splits, plan_research
-from maestro_pipeline.schema import conform
-from maestro_pipeline.timeframes import DAY_MS, HOUR_MS
+from maestro_pipeline.timeframes import DAY_MS
+from tests.support.bars import regime_bars
 
 START = 1_735_689_600_000  # 2025-01-01 00:00 UTC
-
-
-def market(days: int, switch_day: int | None = None, seed: int = 4) -> pl.DataFrame:
-    """Hourly bars: calm (0.3 % per bar) except a volatile stretch (1.2 % per bar) on days 40-80 — so the past
-    holds both regimes, as real history does — and, from ``switch_day`` on, volatile again."""
-    n = days * 24
-    rng = np.random.default_rng(seed)
-    vol = np.full(n, 0.003)
-    vol[40 * 24:80 * 24] = 0.012
-    if switch_day is not None:
-        vol[switch_day * 24:] = 0.012
-    close = 100 * np.exp(np.cumsum(rng.normal(0, vol)))
-    open_ = np.r_[100.0, close[:-1]]
-    ts = START + np.arange(n, dtype=np.int64) * HOUR_MS
-    df = pl.DataFrame({"timestamp": ts, "open": open_, "high": np.maximum(open_, close) * 1.001,
-                       "low": np.minimum(open_, close) * 0.999, "close": close, "volume": np.full(n, 5.0)})
-    return conform(df, "synthetic")
 
 
 WF = WalkForwardConfig(train="60d", test="30d", n_splits=3)
 
 
 def test_live_split_is_the_next_grid_window():
-    bars = market(205)
+    bars = regime_bars(205)
     splits, _ = make_splits(bars, "1h", WF)
     plan = live_split(bars, splits, "1h", WF, None)
     last = splits[-1]
@@ -45,12 +27,12 @@ def test_live_split_is_the_next_grid_window():
     assert plan.split.test_end - plan.split.test_start == 30 * DAY_MS
     assert plan.split.train_end - plan.split.train_start == 60 * DAY_MS
     # a month later the live split is a complete split with the same windows
-    later, _ = make_splits(market(235), "1h", WF)
+    later, _ = make_splits(regime_bars(235), "1h", WF)
     assert later[-1].as_dict() | {"index": 0} == plan.split.as_dict() | {"index": 0}
 
 
 def test_live_split_in_calendar_months_and_anchored():
-    bars = market(200)
+    bars = regime_bars(200)
     wf = WalkForwardConfig(train="2M", test="1M", n_splits=2, scheme="anchored")
     splits, _ = make_splits(bars, "1h", wf)
     plan = live_split(bars, splits, "1h", wf, None)
@@ -65,12 +47,12 @@ def test_live_split_in_calendar_months_and_anchored():
 
 def test_a_confirmed_regime_shift_moves_the_live_split_once():
     regimes = RegimesConfig(min_days=3)
-    calm = market(205)
+    calm = regime_bars(205)
     splits, _ = make_splits(calm, "1h", WF)
     grid_end = splits[-1].test_end
     switch = (grid_end - START) // DAY_MS + 6          # volatility jumps 6 days after the live train window ends
     assert live_split(calm, splits, "1h", WF, regimes).reason == "grid"
-    shifted = market(205, switch_day=switch)
+    shifted = regime_bars(205, switch_day=switch)
     assert shifted.filter(pl.col("timestamp") < grid_end).equals(calm.filter(pl.col("timestamp") < grid_end))
     plan = live_split(shifted, splits, "1h", WF, regimes)
     assert plan.reason.startswith("re-optimized early: regime 0 -> 1"), plan.reason
@@ -78,7 +60,7 @@ def test_a_confirmed_regime_shift_moves_the_live_split_once():
     assert START + switch * DAY_MS < confirmed <= START + (switch + 6) * DAY_MS  # a few days after the switch
     assert plan.split.test_start == confirmed and plan.split.train_end - plan.split.train_start == 60 * DAY_MS
     # more days of the new regime do not move it again: the sensor fires once
-    longer = market(208, switch_day=switch)
+    longer = regime_bars(208, switch_day=switch)
     assert live_split(longer, splits, "1h", WF, regimes).split.train_end == confirmed
     # and no future bar was read to decide it: cutting the data right after confirmation gives the same answer
     cut = shifted.filter(pl.col("timestamp") < confirmed)
@@ -86,7 +68,7 @@ def test_a_confirmed_regime_shift_moves_the_live_split_once():
 
 
 def test_plan_research_table_has_the_live_row_and_regimes():
-    bars = market(205, switch_day=150)
+    bars = regime_bars(205, switch_day=150)
     splits, table, plan = plan_research(bars, "1h", WF, max_gap="6h", regimes=RegimesConfig())
     assert table.height == len(splits) == 4 and table["live"].to_list() == [False, False, False, True]
     # each split's regimes come from a model fitted before its own train end: the calm test window is regime 0,
@@ -99,7 +81,7 @@ def test_plan_research_table_has_the_live_row_and_regimes():
 
 
 def test_too_little_history_for_regimes_is_said_not_raised():
-    bars = market(100)
+    bars = regime_bars(100)
     wf = WalkForwardConfig(train="20d", test="10d", n_splits=2)
     splits, table, plan = plan_research(bars, "1h", wf, max_gap="6h", regimes=RegimesConfig(min_fit_days=200))
     assert plan.reason == "grid" and "need" in plan.regime["regime_note"]
@@ -108,7 +90,7 @@ def test_too_little_history_for_regimes_is_said_not_raised():
 
 @pytest.mark.parametrize("mode", ["parts"])
 def test_parts_mode_has_no_live_split(mode):
-    bars = market(120)
+    bars = regime_bars(120)
     wf = WalkForwardConfig(mode=mode, n_splits=3, train_parts=2, test_parts=1)
     splits, _ = make_splits(bars, "1h", wf)
     assert live_split(bars, splits, "1h", wf, None).split is None

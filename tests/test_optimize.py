@@ -15,24 +15,14 @@ from maestro_pipeline.errors import MaestroError
 from maestro_pipeline.stats import compute_metrics
 from maestro_pipeline.search import LEDGER_COLUMNS, NO_TRADES_SCORE, search_split, suggest
 from maestro_pipeline.strategies import get_strategy
+from tests.support.bars import random_walk
 
 PPY = 8760.0
 
 
-def random_bars(n: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
-    open_ = np.r_[close[0], close[:-1]] * (1 + rng.normal(0, 0.001, n))
-    idx = pd.date_range("2024-01-01", periods=n, freq="h", unit="us")
-    return pd.DataFrame(
-        {"open": open_, "high": np.maximum(open_, close), "low": np.minimum(open_, close), "close": close, "volume": 1.0},
-        index=idx,
-    )
-
-
 @pytest.fixture(scope="module")
 def bars() -> pd.DataFrame:
-    return random_bars(2500, seed=21)
+    return random_walk(2500, seed=21, unit="us")
 
 
 def run(bars, seed=7, n_trials=16, name="ema_cross", warm_start=None, **search):
@@ -106,7 +96,7 @@ def test_pruned_trials_in_a_real_search_have_no_value(bars):
 
 
 def test_no_trades_scores_the_penalty():
-    flat = random_bars(1500, seed=1)
+    flat = random_walk(1500, seed=1, unit="us")
     flat[["open", "high", "low", "close"]] = 100.0  # EMAs never cross
     res = search_split(flat, get_strategy("ema_cross"), 500, 1500, parse_section(SearchConfig, {"n_trials": 4}, "search"), seed=0, costs=Costs(), periods_per_year=PPY)
     ok = res.ledger[res.ledger["state"] == "COMPLETE"]

@@ -12,7 +12,6 @@ import pytest
 from maestro_pipeline import stats as of
 from maestro_pipeline.engine import Costs
 from maestro_pipeline.config import SearchConfig, WalkForwardConfig
-from maestro_pipeline.market import SyntheticMarket
 from maestro_pipeline.evaluation import build_report_card
 from maestro_pipeline.reporting import daily_returns
 from maestro_pipeline.evaluation import MAX_PBO, MIN_DSR, MIN_OOS_TRADES, MIN_WFE, run_oos, verdict
@@ -21,6 +20,7 @@ from maestro_pipeline.search import optimize_splits
 from maestro_pipeline.schema import to_pandas_bars
 from maestro_pipeline.strategies import get_strategy
 from maestro_pipeline.timeframes import DAY_MS
+from tests.support.bars import synthetic_bars
 
 START = 1_735_689_600_000  # 2025-01-01
 COSTS = Costs(0.001, 0.0005)
@@ -40,13 +40,9 @@ def test_verdict_rules_in_order():
     assert word == "robust" and "DSR 0.95 >= 0.95" in why and "PBO 0.49 < 0.5" in why
 
 
-def _bars(days: int) -> pl.DataFrame:
-    return SyntheticMarket(seed=3, now_ms=START + 400 * DAY_MS).fetch("BTC/USDT", "1h", START, START + days * DAY_MS)
-
-
 @pytest.fixture(scope="module")
 def walk():
-    bars = _bars(200)
+    bars = synthetic_bars(START, START + 200 * DAY_MS, seed=3)
     wf = WalkForwardConfig(train="60d", test="30d", n_splits=4)
     splits, _ = make_splits(bars, "1h", wf)
     out = optimize_splits(bars, splits, "ema_cross", SearchConfig(n_trials=16, seed=1, storage="none"), COSTS, "1h", workers=1)
@@ -112,7 +108,7 @@ def test_report_has_cis_stability_and_charts(walk):
 def test_stitched_oos_never_reads_train_bars_beyond_the_warm_up():
     """Crafted case: scramble every bar a test window's decisions may not see (train bars older than the
     indicator warm-up, and everything after the last test window); the stitched OOS returns do not move."""
-    bars = _bars(150)
+    bars = synthetic_bars(START, START + 150 * DAY_MS, seed=3)
     wf = WalkForwardConfig(train="40d", test="20d", n_splits=3)
     splits, _ = make_splits(bars, "1h", wf)
     params = pl.DataFrame([{

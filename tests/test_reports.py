@@ -18,6 +18,7 @@ from maestro_pipeline import reporting as reports
 from maestro_pipeline.reporting import charts, param_charts
 from maestro_pipeline.reporting import quantstats as qs_tables
 from maestro_pipeline.errors import MaestroError
+from tests.support.bars import random_walk
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -488,17 +489,6 @@ def test_rolling_metrics_flat_window_is_nan_not_inf_and_bad_window():
 # --------------------------------------------------------------------------------------------------
 
 
-def _bars(n: int, seed: int = 3) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
-    open_ = np.r_[close[0], close[:-1]]
-    return pd.DataFrame(
-        {"open": open_, "high": np.maximum(open_, close) * 1.002, "low": np.minimum(open_, close) * 0.998,
-         "close": close, "volume": 1.0},
-        index=pd.date_range("2024-02-01", periods=n, freq="h"),
-    )
-
-
 def _trades(bars: pd.DataFrame, rows: list[tuple[int, int, str, str]]) -> pd.DataFrame:
     idx, close = bars.index, bars["close"].to_numpy()
     return pd.DataFrame({
@@ -520,7 +510,7 @@ def test_candles_figure_window_one_marker_per_entry_and_closed_exits():
     import matplotlib.dates as mdates
     from matplotlib.collections import PolyCollection
 
-    bars = _bars(500)
+    bars = random_walk(500, seed=3, open_noise=0, wick=0.002, start="2024-02-01")
     trades = _trades(bars, [
         (50, 60, "long", "closed"),      # before the last-400 window: not drawn
         (120, 130, "long", "closed"),
@@ -556,7 +546,7 @@ def test_candles_png_size_speed_and_no_global_state():
 
     from PIL import Image
 
-    bars = _bars(600)
+    bars = random_walk(600, seed=3, open_noise=0, wick=0.002, start="2024-02-01")
     trades = _trades(bars, [(250, 260, "long", "closed"), (400, 450, "short", "closed")])
     rc_before = {k: str(v) for k, v in matplotlib.rcParams.items()}
     png = reports.candles_with_trades_png(bars, trades, "BTC/USDT 1h")
@@ -581,7 +571,7 @@ def _timed(fn, time_mod) -> float:
 
 
 def test_candles_refuse_bad_input():
-    bars = _bars(50)
+    bars = random_walk(50, seed=3, open_noise=0, wick=0.002, start="2024-02-01")
     with pytest.raises(MaestroError, match="lack the OHLC column.*high, low"):
         reports.candles_with_trades_png(bars[["open", "close"]], None, "t")
     with pytest.raises(MaestroError, match="DatetimeIndex"):

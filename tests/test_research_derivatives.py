@@ -8,19 +8,16 @@ import polars as pl
 
 from maestro_pipeline.market import attach_derivatives
 from maestro_pipeline.schema import bars_hash
-from maestro_pipeline.schema import conform, to_pandas_bars
+from maestro_pipeline.schema import to_pandas_bars
 from maestro_pipeline.strategies import get_strategy
+from tests.support.bars import flat_bars
 
 H = 3_600_000
 
 
-def _bars(n: int = 10) -> pl.DataFrame:
-    return conform(pl.DataFrame({"timestamp": [i * H for i in range(n)], **{c: [100.0] * n for c in ("open", "high", "low", "close", "volume")}}), "x")
-
-
 def test_funding_sits_on_the_bar_containing_the_settlement_and_sums():
     funding = pl.DataFrame({"timestamp": [3 * H, 5 * H + 1_800_000, 7 * H + 1, 7 * H + 2], "funding_rate": [0.001, -0.002, 0.003, 0.004]})
-    out = attach_derivatives(_bars(), "1h", funding=funding)
+    out = attach_derivatives(flat_bars(10, source="x"), "1h", funding=funding)
     rates = out["funding_rate"].to_list()
     assert rates[3] == 0.001 and rates[5] == -0.002 and math.isclose(rates[7], 0.007)
     assert all(math.isnan(r) for i, r in enumerate(rates) if i not in (3, 5, 7))  # never forward-filled here
@@ -28,7 +25,7 @@ def test_funding_sits_on_the_bar_containing_the_settlement_and_sums():
 
 def test_open_interest_uses_only_snapshots_before_the_close():
     oi = pl.DataFrame({"timestamp": [2 * H, 5 * H - 1, 5 * H], "open_interest": [10.0, 20.0, 30.0]})
-    out = attach_derivatives(_bars(), "1h", open_interest=oi)
+    out = attach_derivatives(flat_bars(10, source="x"), "1h", open_interest=oi)
     v = out["open_interest"].to_list()
     assert math.isnan(v[0]) and math.isnan(v[1])   # nothing published yet
     assert v[2] == 10.0 and v[3] == 10.0
@@ -37,7 +34,7 @@ def test_open_interest_uses_only_snapshots_before_the_close():
 
 
 def test_attached_columns_change_the_data_version_and_reach_strategies():
-    bars = _bars()
+    bars = flat_bars(10, source="x")
     funded = attach_derivatives(bars, "1h", funding=pl.DataFrame({"timestamp": [3 * H], "funding_rate": [0.001]}))
     assert bars_hash(bars) != bars_hash(funded)
     strat = get_strategy("funding_rate_arbitrage")

@@ -13,25 +13,9 @@ import maestro_pipeline.strategies as registry
 from maestro_pipeline.errors import MaestroError
 from maestro_pipeline.strategies import available_strategies, discover_package, get_strategy
 from maestro_pipeline.strategies import FloatParam, IntParam, Signals, Strategy
+from tests.support.bars import random_walk
 
 NAMES = ("bollinger", "ema_cross", "rsi")
-
-
-def random_bars(n: int = 700, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
-    open_ = np.r_[close[0], close[:-1]] * (1 + rng.normal(0, 0.001, n))
-    idx = pd.date_range("2024-01-01", periods=n, freq="h", unit="us")
-    return pd.DataFrame(
-        {
-            "open": open_,
-            "high": np.maximum(open_, close) * 1.002,
-            "low": np.minimum(open_, close) * 0.998,
-            "close": close,
-            "volume": np.ones(n),
-        },
-        index=idx,
-    )
 
 
 # ----------------------------------------------------------------------------- registry
@@ -260,7 +244,7 @@ PARAMS = {
 
 @pytest.mark.parametrize("name", NAMES)
 def test_signals_match_an_independent_pandas_implementation(name):
-    bars = random_bars(900, seed=3)
+    bars = random_walk(900, seed=3, wick=0.002, unit="us")
     s = get_strategy(name)
     for params in PARAMS[name]:
         p = s.check(params)
@@ -280,7 +264,7 @@ def test_indicators_equal_vectorbt_public_indicators():
     from maestro_pipeline.strategies.ema_cross import ema
     from maestro_pipeline.strategies.rsi import rsi
 
-    c = random_bars(300, seed=5)["close"]
+    c = random_walk(300, seed=5, wick=0.002, unit="us")["close"]
     np.testing.assert_allclose(ema(c.to_numpy(), 9), vbt.MA.run(c, 9, ewm=True).ma.to_numpy(), rtol=1e-12)
     np.testing.assert_allclose(rsi(c.to_numpy(), 14), vbt.RSI.run(c, 14).rsi.to_numpy(), rtol=1e-12)
     bb = vbt.BBANDS.run(c, 20, alpha=2.0)
@@ -309,7 +293,7 @@ def test_ema_cross_fires_on_a_known_crossing():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_no_look_ahead(name):
-    bars = random_bars(700, seed=11)
+    bars = random_walk(700, seed=11, wick=0.002, unit="us")
     s = get_strategy(name)
     p = s.check(PARAMS[name][0])
     full = s.signals(bars, p)
@@ -334,7 +318,7 @@ def test_no_look_ahead(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_signals_are_false_before_warmup(name):
-    bars = random_bars(400, seed=2)
+    bars = random_walk(400, seed=2, wick=0.002, unit="us")
     s = get_strategy(name)
     p = s.check(PARAMS[name][1])
     w = s.warmup(p)

@@ -5,18 +5,10 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from maestro_pipeline.schema import conform
 from maestro_pipeline.quality import check_bars, find_gaps, window_gaps
+from tests.support.bars import ramp_bars
 
 H = 3_600_000
-
-
-def clean(n: int = 24) -> pl.DataFrame:
-    px = [100.0 + i for i in range(n)]
-    return conform(pl.DataFrame({
-        "timestamp": [i * H for i in range(n)], "open": px, "high": [p + 2 for p in px],
-        "low": [p - 2 for p in px], "close": [p + 1 for p in px], "volume": [10.0] * n,
-    }), "synthetic")
 
 
 def failed(df, **kw):
@@ -24,7 +16,7 @@ def failed(df, **kw):
 
 
 def test_clean_passes():
-    assert failed(clean(), start_ms=0, end_ms=24 * H) == {}
+    assert failed(ramp_bars(), start_ms=0, end_ms=24 * H) == {}
 
 
 @pytest.mark.parametrize(
@@ -43,31 +35,31 @@ def test_clean_passes():
     ],
 )
 def test_each_rule_catches_its_fault(mutate, rule):
-    bad = failed(mutate(clean()))
+    bad = failed(mutate(ramp_bars()))
     assert rule in bad, bad
     assert bad[rule].message != "ok" and "\n" not in bad[rule].message
 
 
 def test_outside_partition_and_offender_timestamps():
-    bad = failed(clean(), start_ms=2 * H, end_ms=20 * H)
+    bad = failed(ramp_bars(), start_ms=2 * H, end_ms=20 * H)
     assert bad["in_partition"].failed_rows == 6
     assert bad["in_partition"].first_offenders[0] == "1970-01-01 00:00"
 
 
 def test_every_rule_fails_or_is_not_evaluated_when_schema_is_wrong():
-    results = check_bars(clean().drop("close"), "1h")
+    results = check_bars(ramp_bars().drop("close"), "1h")
     assert all(not r.passed for r in results)
     assert next(r for r in results if r.rule == "ohlc_consistent").message == "not evaluated: the schema is wrong"
 
 
 def test_find_gaps_reports_ranges():
-    df = clean().filter(~pl.col("timestamp").is_in([5 * H, 6 * H, 10 * H]))
+    df = ramp_bars().filter(~pl.col("timestamp").is_in([5 * H, 6 * H, 10 * H]))
     assert find_gaps(df["timestamp"], "1h") == [(5 * H, 6 * H, 2), (10 * H, 10 * H, 1)]
-    assert find_gaps(clean()["timestamp"], "1h") == []
+    assert find_gaps(ramp_bars()["timestamp"], "1h") == []
 
 
 def test_window_gaps_count_the_window_edges():
-    ts = clean()["timestamp"].filter(~clean()["timestamp"].is_in([5 * H, 6 * H, 10 * H])).to_numpy()
+    ts = ramp_bars()["timestamp"].filter(~ramp_bars()["timestamp"].is_in([5 * H, 6 * H, 10 * H])).to_numpy()
     assert window_gaps(ts, 0, 24 * H, "1h") == (3, 2, 2)
     assert window_gaps(ts, -2 * H, 26 * H, "1h") == (7, 4, 2)  # 2 missing before the first bar, 2 after the last
     assert window_gaps(ts, 11 * H, 20 * H, "1h") == (0, 0, 0)

@@ -16,7 +16,6 @@ import pytest
 from maestro_pipeline.engine import Costs, evaluate
 from maestro_pipeline.config import SearchConfig, WalkForwardConfig, parse_section
 from maestro_pipeline.errors import MaestroError
-from maestro_pipeline.market import SyntheticMarket
 from maestro_pipeline.stats import compute_metrics
 from maestro_pipeline.search import NO_TRADES_SCORE, search_split, select_trial
 from maestro_pipeline.walkforward import make_splits
@@ -26,20 +25,16 @@ from maestro_pipeline.strategies import get_strategy
 from maestro_pipeline.strategies import IntParam
 from maestro_pipeline.strategies.ema_cross import EmaCross
 from maestro_pipeline.timeframes import DAY_MS
+from tests.support.bars import synthetic_bars
 
 START = 1_735_689_600_000  # 2025-01-01
 COSTS = Costs(0.001, 0.0005)
 PPY = 8760.0
 
 
-def hourly(days: int) -> pl.DataFrame:
-    m = SyntheticMarket(seed=11, now_ms=START + 400 * DAY_MS)
-    return m.fetch("BTC/USDT", "1h", START, START + days * DAY_MS)
-
-
 @pytest.fixture(scope="module")
 def bars() -> pl.DataFrame:
-    return hourly(150)
+    return synthetic_bars(START, START + 150 * DAY_MS, seed=11)
 
 
 WF = WalkForwardConfig(train="40d", test="20d", n_splits=4)
@@ -90,7 +85,7 @@ def test_ledger_holds_every_trial_and_daily_returns_of_every_completed_trial(bar
 
 def test_one_more_month_of_data_recomputes_only_the_new_split():
     wf = WalkForwardConfig(train="40d", test="30d", n_splits=3)
-    old, new = hourly(150), hourly(180)  # one more month = one more 30-day test window on the calendar grid
+    old, new = synthetic_bars(START, START + 150 * DAY_MS, seed=11), synthetic_bars(START, START + 180 * DAY_MS, seed=11)  # one more month = one more 30-day test window on the calendar grid
     s_old, _ = make_splits(old, "1h", wf)
     s_new, _ = make_splits(new, "1h", wf)
     assert [s.test_start for s in s_new[:-1]] == [s.test_start for s in s_old[1:]]
