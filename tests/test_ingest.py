@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date
 
 import polars as pl
 import pytest
@@ -12,12 +12,9 @@ from maestro_pipeline.market import ingest_month
 from maestro_pipeline.durations import month_bounds, month_of
 from maestro_pipeline.instruments import Instrument
 from maestro_pipeline.market import SyntheticMarket
+from tests.support.config import ms
 
 H = 3_600_000
-
-
-def ms(*a) -> int:
-    return int(datetime(*a, tzinfo=timezone.utc).timestamp() * 1000)
 
 
 def test_month_bounds():

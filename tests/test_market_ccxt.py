@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import urllib.request
-from datetime import datetime, timezone
 
 import polars as pl
 import pytest
@@ -15,17 +14,13 @@ import pytest
 from maestro_pipeline.errors import DataError, MaestroError
 from maestro_pipeline.market import CcxtSource, RetryPolicy, SyntheticMarket
 from maestro_pipeline.market import api_credentials
-from tests.support.config import NOW_MS, small_config
+from tests.support.config import NOW_MS, ms, small_config
 from tests.support.standin.graph import FAST, StandInGraph, checksum, failure_message, materialization_metadata
 
 HOUR, MINUTE = 3_600_000, 60_000
 SPOT_1H = "binance.BTC_USDT.1h"
 SPOT_1M = "binance.BTC_USDT.1m"
 PERP_1H = "binance.XRP_USDT~USDT.1h"
-
-
-def ms(*args) -> int:
-    return int(datetime(*args, tzinfo=timezone.utc).timestamp() * 1000)
 
 
 def cfg(lake: str, *instruments) -> dict:

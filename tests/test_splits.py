@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime, timezone
 from types import SimpleNamespace
 
 import numpy as np
@@ -24,13 +23,9 @@ from maestro_pipeline.search import check_window_fits, shortest_train_bars, wind
 from maestro_pipeline.strategies import FloatParam, IntParam
 from maestro_pipeline.timeframes import DAY_MS, HOUR_MS
 
-from tests.support.config import small_config
+from tests.support.config import ms, small_config
 
 START = 1_735_689_600_000  # 2025-01-01 00:00 UTC
-
-
-def utc(*args: int) -> int:
-    return int(datetime(*args, tzinfo=timezone.utc).timestamp() * 1000)
 
 
 def hourly(start: int, end: int) -> np.ndarray:
@@ -116,25 +111,25 @@ def test_bar_count_lengths_are_exact():
 
 
 def test_calendar_months_are_the_real_months():
-    ts = hourly(utc(2024, 11, 1), utc(2025, 5, 1))
+    ts = hourly(ms(2024, 11, 1), ms(2025, 5, 1))
     sp = plan_splits(ts, None, "1h", wf({"train": "3M", "test": "1mo", "n_splits": 10}))
     assert [(s.test_start, s.test_end) for s in sp] == [
-        (utc(2025, 2, 1), utc(2025, 3, 1)), (utc(2025, 3, 1), utc(2025, 4, 1)), (utc(2025, 4, 1), utc(2025, 5, 1))]
-    assert [s.train_start for s in sp] == [utc(2024, 11, 1), utc(2024, 12, 1), utc(2025, 1, 1)]
+        (ms(2025, 2, 1), ms(2025, 3, 1)), (ms(2025, 3, 1), ms(2025, 4, 1)), (ms(2025, 4, 1), ms(2025, 5, 1))]
+    assert [s.train_start for s in sp] == [ms(2024, 11, 1), ms(2024, 12, 1), ms(2025, 1, 1)]
     assert [s.train_end for s in sp] == [s.test_start for s in sp]
     # data starting mid-month: origin is the next whole day (Nov 16), + 3 months = Feb 16, snapped to Mar 1
-    late = plan_splits(hourly(utc(2024, 11, 15, 5), utc(2025, 5, 1)), None, "1h", wf({"train": "3M", "test": "1M", "n_splits": 10}))
-    assert [s.test_start for s in late] == [utc(2025, 3, 1), utc(2025, 4, 1)]
-    assert late[0].train_start == utc(2024, 12, 1) >= utc(2024, 11, 16)
+    late = plan_splits(hourly(ms(2024, 11, 15, 5), ms(2025, 5, 1)), None, "1h", wf({"train": "3M", "test": "1M", "n_splits": 10}))
+    assert [s.test_start for s in late] == [ms(2025, 3, 1), ms(2025, 4, 1)]
+    assert late[0].train_start == ms(2024, 12, 1) >= ms(2024, 11, 16)
 
 
 def test_month_units_and_arithmetic():
     assert parse_length("1y") == parse_length("12M") == parse_length("12mo") == Length(12, "months")
     assert parse_length("6m") == Length(6 * 60_000, "ms")  # lower-case m stays minutes
     assert parse_length(500) == parse_length("500") == parse_length("500bars") == Length(500, "bars")
-    assert add_months(utc(2024, 1, 31, 7), 1) == utc(2024, 2, 29, 7)  # clamped to the leap-year February
-    assert add_months(utc(2025, 3, 31), -1) == utc(2025, 2, 28)
-    assert add_months(utc(2024, 11, 15), 14) == utc(2026, 1, 15)
+    assert add_months(ms(2024, 1, 31, 7), 1) == ms(2024, 2, 29, 7)  # clamped to the leap-year February
+    assert add_months(ms(2025, 3, 31), -1) == ms(2025, 2, 28)
+    assert add_months(ms(2024, 11, 15), 14) == ms(2026, 1, 15)
 
 
 def test_step_longer_than_test_leaves_gaps_and_month_step_with_short_test():
@@ -144,8 +139,8 @@ def test_step_longer_than_test_leaves_gaps_and_month_step_with_short_test():
     # test k starts at day 30 + 15k and needs 10 days: 40 + 15k <= 120 -> k = 0..5
     assert [(s.test_start - START) // DAY_MS for s in sp] == [30, 45, 60, 75, 90, 105]
     assert all(s.test_end - s.test_start == 10 * DAY_MS for s in sp)
-    weekly = plan_splits(hourly(utc(2025, 1, 1), utc(2025, 6, 1)), None, "1h", wf({"train": "30d", "test": "7d", "step": "1M", "n_splits": 9}))
-    assert [(s.test_start, s.test_end) for s in weekly] == [(utc(2025, m, 1), utc(2025, m, 8)) for m in (2, 3, 4, 5)]
+    weekly = plan_splits(hourly(ms(2025, 1, 1), ms(2025, 6, 1)), None, "1h", wf({"train": "30d", "test": "7d", "step": "1M", "n_splits": 9}))
+    assert [(s.test_start, s.test_end) for s in weekly] == [(ms(2025, m, 1), ms(2025, m, 8)) for m in (2, 3, 4, 5)]
 
 
 def test_step_shorter_than_test_is_refused():
@@ -189,12 +184,12 @@ def test_purge_gap_is_exact(purge, gap):
 
 
 def test_purge_in_months():
-    sp = plan_splits(hourly(utc(2024, 1, 1), utc(2024, 9, 1)), None, "1h", wf({"train": "2M", "test": "1M", "purge": "1M", "n_splits": 3}))
+    sp = plan_splits(hourly(ms(2024, 1, 1), ms(2024, 9, 1)), None, "1h", wf({"train": "2M", "test": "1M", "purge": "1M", "n_splits": 3}))
     # first test: Jan 1 + 2M + 1M = Apr 1; the last three complete tests are Jun, Jul, Aug
     assert [(s.train_start, s.train_end, s.test_start) for s in sp] == [
-        (utc(2024, 3, 1), utc(2024, 5, 1), utc(2024, 6, 1)),
-        (utc(2024, 4, 1), utc(2024, 6, 1), utc(2024, 7, 1)),
-        (utc(2024, 5, 1), utc(2024, 7, 1), utc(2024, 8, 1))]
+        (ms(2024, 3, 1), ms(2024, 5, 1), ms(2024, 6, 1)),
+        (ms(2024, 4, 1), ms(2024, 6, 1), ms(2024, 7, 1)),
+        (ms(2024, 5, 1), ms(2024, 7, 1), ms(2024, 8, 1))]
 
 
 def test_embargo_zones_by_hand():
@@ -334,13 +329,13 @@ def test_adaptive_never_reads_at_or_after_train_end():
 @pytest.mark.parametrize("scheme", ["rolling", "anchored", "adaptive"])
 def test_appending_a_month_keeps_earlier_splits(scheme):
     rng = np.random.default_rng(9)
-    ts = hourly(utc(2024, 1, 1), utc(2025, 1, 1))
+    ts = hourly(ms(2024, 1, 1), ms(2025, 1, 1))
     closes = _closes(A * (0.2 + rng.random(ts.size)))
     kw = dict(train="3M", test="1M", embargo="3d", purge="1d", scheme=scheme, n_splits=4)
-    short = ts < utc(2024, 12, 1)
+    short = ts < ms(2024, 12, 1)
     before = plan_splits(ts[short], closes[short], "1h", wf({**kw}))
     grown = plan_splits(ts, closes, "1h", wf({**kw}))
-    assert grown[-1].test_start == utc(2024, 12, 1) and grown[-1].test_end == utc(2025, 1, 1)
+    assert grown[-1].test_start == ms(2024, 12, 1) and grown[-1].test_end == ms(2025, 1, 1)
     strip = lambda sp: [dataclasses.replace(s, index=0) for s in sp]  # noqa: E731 - index is the position
     assert strip(grown[:-1]) == strip(before[1:])
     assert next_test_end_ms(before, "1h", wf(kw)) == grown[-1].test_end
@@ -387,7 +382,7 @@ def test_config_new_fields_and_one_line_errors():
 
 
 def test_make_splits_with_parts_and_month_config():
-    ts = hourly(utc(2024, 11, 1), utc(2025, 5, 1))
+    ts = hourly(ms(2024, 11, 1), ms(2025, 5, 1))
     bars = pl.DataFrame({"timestamp": ts, "close": _closes(np.full(ts.size, A))})
     splits, table = make_splits(bars, "1h", WalkForwardConfig(train="3M", test="1M", n_splits=3))
     assert table["test_from"].to_list() == ["2025-02-01 00:00", "2025-03-01 00:00", "2025-04-01 00:00"]

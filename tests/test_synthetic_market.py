@@ -14,10 +14,7 @@ from maestro_pipeline.market import SyntheticMarket
 from maestro_pipeline.market import ORIGIN_MS, REGIMES
 from maestro_pipeline.schema import BAR_COLUMNS
 from maestro_pipeline.timeframes import DAY_MS, HOUR_MS, MINUTE_MS, timeframe_ms
-
-
-def ms(*args: int) -> int:
-    return int(datetime(*args, tzinfo=timezone.utc).timestamp() * 1000)
+from tests.support.config import ms
 
 
 # A pinned clock in the middle of a minute, an hour and a day: 2025-11-21 13:47:31.250 UTC.

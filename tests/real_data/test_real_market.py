@@ -9,15 +9,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import polars as pl
 import pytest
 
 from maestro_pipeline.durations import month_bounds
 from maestro_pipeline.market import FileSource, read_bars_file
 from maestro_pipeline.market import clear_market_cache
-from tests.support.config import small_config
+from tests.support.config import ms, small_config
 from tests.support.standin import real_listing, start
 from tests.support.standin.graph import StandInGraph, checksum, materialization_metadata
 
@@ -60,13 +58,9 @@ def test_file_source_serves_a_month_of_the_bitvavo_csv(datasets):
     assert set(got["source"]) == {"file:bitvavo"}
 
 
-def _ms(*a) -> int:
-    return int(datetime(*a, tzinfo=timezone.utc).timestamp() * 1000)
-
-
 def test_raw_candles_1h_real_bitvavo_through_ccxt(datasets, tmp_path, instance):
     twin = pl.read_parquet(datasets / "iaf_bitvavo_btceur_1h.parquet").select(OHLCV)
-    si = start([real_listing("BTC/EUR", "iaf_bitvavo_btceur_1h.parquet", datasets)], now_ms=_ms(2024, 5, 31, 23))
+    si = start([real_listing("BTC/EUR", "iaf_bitvavo_btceur_1h.parquet", datasets)], now_ms=ms(2024, 5, 31, 23))
     clear_market_cache()
     try:
         inst = {"exchange": "binance", "symbol": "BTC/EUR", "timeframe": "1h", "start": "2023-06-01"}
