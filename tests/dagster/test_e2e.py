@@ -16,7 +16,7 @@ import yaml
 from tests.support.config import small_config
 from tests.support.dagster_dev import dagster_dev
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.e2e
 

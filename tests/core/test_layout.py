@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CORE = ROOT / "maestro_pipeline"
 
 #: Lowest first. A unit (a module or subpackage of ``maestro_pipeline``) may import units of its own layer or below.

@@ -14,7 +14,7 @@ from maestro_pipeline.errors import ConfigError
 
 from tests.support.config import small_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_project_config_loads():
