@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -36,7 +36,7 @@ RUN_GRAPH = ("import sys; from pathlib import Path; from maestro_pipeline.cli im
 
 def _config(tmp: Path) -> Path:
     """One 4h instrument whose data ends now (dagster dev uses the wall clock): 2 splits of 30d train + 15d test."""
-    start = (datetime.now(timezone.utc) - timedelta(days=70)).date()
+    start = (datetime.now(UTC) - timedelta(days=70)).date()
     cfg = {
         "lake_root": str(tmp / "lake"),
         "instruments": [{**INSTRUMENT, "start": start.isoformat()}],

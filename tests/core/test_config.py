@@ -11,7 +11,6 @@ import yaml
 
 from maestro_pipeline.config import load_config, parse_config
 from maestro_pipeline.errors import ConfigError
-
 from tests.support.config import small_config
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,14 +11,14 @@ import polars as pl
 import pytest
 
 from assets import build_definitions
-from maestro_pipeline.evaluation import VERDICT_RANK
 from assets.partitions import bars_key, research_key
 from maestro_pipeline.config import parse_config
+from maestro_pipeline.evaluation import VERDICT_RANK
 from maestro_pipeline.lake import Lake
 from maestro_pipeline.schema import BAR_COLUMNS
-
 from tests.support.config import NOW_MS, small_config
 from tests.support.graph import INST, MONTHS, Graph
+
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.e2e
 
 def _recent_config(tmp_path: Path) -> Path:
     """A small config whose data ends now (wall clock): the CLI and the UI use the real clock."""
-    start = (datetime.now(timezone.utc) - timedelta(days=50)).date()
+    start = (datetime.now(UTC) - timedelta(days=50)).date()
     cfg = small_config(str(tmp_path / "lake"),
                        instruments=[{"exchange": "synthetic", "symbol": "BTC/USDT", "timeframe": "1h", "start": start.isoformat()}],
                        strategies=["ema_cross"],
@@ -43,7 +43,7 @@ def _env(tmp_path: Path, config: Path) -> dict[str, str]:
 def _months(config: Path) -> list[str]:
     start = yaml.safe_load(config.read_text())["instruments"][0]["start"]
     start = datetime.fromisoformat(str(start))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     out, y, m = [], start.year, start.month
     while (y, m) <= (now.year, now.month):
         out.append(f"{y}-{m:02d}")

@@ -12,11 +12,10 @@ import pytest
 import quantstats as qs
 
 from maestro_pipeline.engine import Costs, evaluate
-from maestro_pipeline.stats import backtrader_period_keys, backtrader_vwr, compute_metrics
 from maestro_pipeline.schema import to_pandas_bars
+from maestro_pipeline.stats import backtrader_period_keys, backtrader_vwr, compute_metrics
 from maestro_pipeline.strategies import get_strategy
 from tests.support.backtrader import backtrader_replay, backtrader_vwr_of
-
 from tests.support.datasets import load
 
 pytestmark = pytest.mark.real_data

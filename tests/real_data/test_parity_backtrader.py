@@ -29,11 +29,10 @@ import pandas as pd
 import pytest
 
 from maestro_pipeline.engine import Costs, evaluate
-from maestro_pipeline.stats import compute_metrics
 from maestro_pipeline.schema import to_pandas_bars
+from maestro_pipeline.stats import compute_metrics
 from maestro_pipeline.strategies import available_strategies, get_strategy
 from tests.support.backtrader import backtrader_replay, make_signal_trader, run_backtrader
-
 from tests.support.datasets import load
 
 pytestmark = pytest.mark.real_data

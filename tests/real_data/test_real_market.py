@@ -13,8 +13,7 @@ import polars as pl
 import pytest
 
 from maestro_pipeline.durations import month_bounds
-from maestro_pipeline.market import FileSource, read_bars_file
-from maestro_pipeline.market import clear_market_cache
+from maestro_pipeline.market import FileSource, clear_market_cache, read_bars_file
 from tests.support.config import ms, small_config
 from tests.support.standin import real_listing, start
 from tests.support.standin.graph import StandInGraph, checksum, materialization_metadata

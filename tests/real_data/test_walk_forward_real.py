@@ -12,16 +12,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from maestro_pipeline.engine import Costs, evaluate
 from maestro_pipeline.config import RegimesConfig, SearchConfig, WalkForwardConfig
-from maestro_pipeline.engine import evaluate_fast
-from maestro_pipeline.evaluation import build_report_card
-from maestro_pipeline.search import optimize_splits
-from maestro_pipeline.walkforward import plan_research
-from maestro_pipeline.evaluation import run_oos
+from maestro_pipeline.engine import Costs, evaluate, evaluate_fast
+from maestro_pipeline.evaluation import build_report_card, run_oos
 from maestro_pipeline.schema import to_pandas_bars
+from maestro_pipeline.search import optimize_splits
 from maestro_pipeline.strategies import available_strategies, get_strategy
-
+from maestro_pipeline.walkforward import plan_research
 from tests.support.datasets import load
 
 pytestmark = pytest.mark.real_data

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 #: A fixed "now" so every test sees the same market: 2026-09-10 12:00 UTC.
-NOW_MS = int(datetime(2026, 9, 10, 12, tzinfo=timezone.utc).timestamp() * 1000)
+NOW_MS = int(datetime(2026, 9, 10, 12, tzinfo=UTC).timestamp() * 1000)
 
 
 def ms(*args: int) -> int:
     """Epoch milliseconds of a UTC ``datetime(*args)``."""
-    return int(datetime(*args, tzinfo=timezone.utc).timestamp() * 1000)
+    return int(datetime(*args, tzinfo=UTC).timestamp() * 1000)
 
 
 def small_config(lake_root: str, **over) -> dict:

@@ -8,8 +8,7 @@ import pytest
 
 from maestro_pipeline.engine import TRADE_COLUMNS, BacktestResult, Costs, evaluate, index_freq, run_backtest
 from maestro_pipeline.errors import MaestroError
-from maestro_pipeline.strategies import get_strategy
-from maestro_pipeline.strategies import Signals
+from maestro_pipeline.strategies import Signals, get_strategy
 from tests.support.backtrader import backtrader_equity, backtrader_replay
 from tests.support.bars import random_schema_bars, schema_bars
 

@@ -12,10 +12,9 @@ import pytest
 from maestro_pipeline import engine, stats
 from maestro_pipeline.engine import Costs, evaluate, run_backtest
 from maestro_pipeline.errors import DataError, MaestroError
-from maestro_pipeline.stats import compute_metrics
 from maestro_pipeline.schema import to_pandas_bars
-from maestro_pipeline.strategies import available_strategies, get_strategy
-from maestro_pipeline.strategies import Categorical, FloatParam, IntParam, Signals
+from maestro_pipeline.stats import compute_metrics
+from maestro_pipeline.strategies import Categorical, FloatParam, IntParam, Signals, available_strategies, get_strategy
 from maestro_pipeline.timeframes import HOUR_MS
 from tests.support.bars import T2025_MS, bars_from_close, hourly_index, random_walk, synthetic_bars, with_derivatives
 

@@ -10,16 +10,15 @@ import polars as pl
 import pytest
 
 from maestro_pipeline import stats as of
-from maestro_pipeline.engine import Costs
 from maestro_pipeline.config import SearchConfig, WalkForwardConfig
-from maestro_pipeline.evaluation import build_report_card
+from maestro_pipeline.engine import Costs
+from maestro_pipeline.evaluation import MAX_PBO, MIN_DSR, MIN_OOS_TRADES, MIN_WFE, build_report_card, run_oos, verdict
 from maestro_pipeline.reporting import daily_returns
-from maestro_pipeline.evaluation import MAX_PBO, MIN_DSR, MIN_OOS_TRADES, MIN_WFE, run_oos, verdict
-from maestro_pipeline.walkforward import make_splits
-from maestro_pipeline.search import optimize_splits
 from maestro_pipeline.schema import to_pandas_bars
+from maestro_pipeline.search import optimize_splits
 from maestro_pipeline.strategies import get_strategy
 from maestro_pipeline.timeframes import DAY_MS
+from maestro_pipeline.walkforward import make_splits
 from tests.support.bars import synthetic_bars
 
 START = 1_735_689_600_000  # 2025-01-01

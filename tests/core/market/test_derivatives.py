@@ -7,8 +7,7 @@ import math
 import polars as pl
 
 from maestro_pipeline.market import attach_derivatives
-from maestro_pipeline.schema import bars_hash
-from maestro_pipeline.schema import to_pandas_bars
+from maestro_pipeline.schema import bars_hash, to_pandas_bars
 from maestro_pipeline.strategies import get_strategy
 from tests.support.bars import flat_bars
 

@@ -7,11 +7,10 @@ from datetime import date
 import polars as pl
 import pytest
 
-from maestro_pipeline.errors import DataError
-from maestro_pipeline.market import ingest_month
 from maestro_pipeline.durations import month_bounds, month_of
+from maestro_pipeline.errors import DataError
 from maestro_pipeline.instruments import Instrument
-from maestro_pipeline.market import SyntheticMarket
+from maestro_pipeline.market import SyntheticMarket, ingest_month
 from tests.support.config import ms
 
 H = 3_600_000

@@ -12,8 +12,7 @@ import polars as pl
 import pytest
 
 from maestro_pipeline.errors import DataError, MaestroError
-from maestro_pipeline.market import CcxtSource, RetryPolicy, SyntheticMarket
-from maestro_pipeline.market import api_credentials
+from maestro_pipeline.market import CcxtSource, RetryPolicy, SyntheticMarket, api_credentials
 from tests.support.config import NOW_MS, ms, small_config
 from tests.support.standin.graph import FAST, StandInGraph, checksum, failure_message, materialization_metadata
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 import polars as pl
@@ -18,7 +18,7 @@ from tests.support.config import small_config
 from tests.support.standin.graph import StandInGraph, failure_message, materialization_metadata
 
 H = 3_600_000
-T0 = int(datetime(2024, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
+T0 = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp() * 1000)
 ROWS = [(T0 + i * H, 100.0 + i, 101.5 + i, 99.25 + i, 100.5 + i, 10.0 * (i + 1)) for i in range(6)]
 
 
@@ -31,7 +31,7 @@ def same(imp) -> bool:
 
 
 def iso(ts: int, fmt: str) -> str:
-    return datetime.fromtimestamp(ts / 1000, tz=timezone.utc).strftime(fmt)
+    return datetime.fromtimestamp(ts / 1000, tz=UTC).strftime(fmt)
 
 
 @pytest.mark.parametrize(

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import numpy as np
 import polars as pl
 import pytest
 
 from maestro_pipeline.errors import MaestroError
-from maestro_pipeline.market import SyntheticMarket
-from maestro_pipeline.market import ORIGIN_MS, REGIMES
+from maestro_pipeline.market import ORIGIN_MS, REGIMES, SyntheticMarket
 from maestro_pipeline.schema import BAR_COLUMNS
 from maestro_pipeline.timeframes import DAY_MS, HOUR_MS, MINUTE_MS, timeframe_ms
 from tests.support.config import ms
-
 
 # A pinned clock in the middle of a minute, an hour and a day: 2025-11-21 13:47:31.250 UTC.
 NOW = ms(2025, 11, 21, 13, 47, 31) + 250
@@ -180,7 +178,7 @@ def test_schema_and_dtypes(market):
     assert df.schema == pl.Schema(BAR_COLUMNS)
     assert df.columns == list(BAR_COLUMNS)
     assert df["source"].unique().to_list() == ["synthetic"] == [SyntheticMarket.SOURCE]
-    assert df["datetime"][0] == datetime(2024, 1, 1, tzinfo=timezone.utc)
+    assert df["datetime"][0] == datetime(2024, 1, 1, tzinfo=UTC)
     assert (df["datetime"].dt.epoch("ms") == df["timestamp"]).all()
 
 

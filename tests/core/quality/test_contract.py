@@ -13,16 +13,15 @@ import pytest
 
 from assets.partitions import bars_key, research_key
 from maestro_pipeline.config import WalkForwardConfig, parse_config
-from maestro_pipeline.quality import CHECKS, RULES, Policy, evaluate, rule_columns
-from maestro_pipeline.errors import ConfigError
 from maestro_pipeline.durations import month_bounds
-from maestro_pipeline.lake import Lake
-from maestro_pipeline.walkforward import make_splits
+from maestro_pipeline.errors import ConfigError
 from maestro_pipeline.evaluation import run_oos
-
+from maestro_pipeline.lake import Lake
+from maestro_pipeline.quality import CHECKS, RULES, Policy, evaluate, rule_columns
+from maestro_pipeline.walkforward import make_splits
+from tests.support.bars import clean_bars
 from tests.support.config import small_config
 from tests.support.graph import INST, MONTHS, Graph, reoptimize_sensor
-from tests.support.bars import clean_bars
 
 H = 3_600_000
 MONTH = "2026-05"

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 from maestro_pipeline import reporting as reports
+from maestro_pipeline.errors import MaestroError
 from maestro_pipeline.reporting import charts, param_charts
 from maestro_pipeline.reporting import quantstats as qs_tables
-from maestro_pipeline.errors import MaestroError
 from tests.support.bars import random_walk
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -12,8 +12,8 @@ import pytest
 from maestro_pipeline.config import SearchConfig, parse_section
 from maestro_pipeline.engine import Costs, evaluate
 from maestro_pipeline.errors import MaestroError
-from maestro_pipeline.stats import compute_metrics
 from maestro_pipeline.search import LEDGER_COLUMNS, NO_TRADES_SCORE, search_split, suggest
+from maestro_pipeline.stats import compute_metrics
 from maestro_pipeline.strategies import get_strategy
 from tests.support.bars import random_walk
 

@@ -13,18 +13,16 @@ import optuna
 import polars as pl
 import pytest
 
-from maestro_pipeline.engine import Costs, evaluate
 from maestro_pipeline.config import SearchConfig, WalkForwardConfig, parse_section
+from maestro_pipeline.engine import Costs, evaluate
 from maestro_pipeline.errors import MaestroError
-from maestro_pipeline.stats import compute_metrics
-from maestro_pipeline.search import NO_TRADES_SCORE, search_split, select_trial
-from maestro_pipeline.walkforward import make_splits
-from maestro_pipeline.search import optimize_splits
 from maestro_pipeline.schema import to_pandas_bars
-from maestro_pipeline.strategies import get_strategy
-from maestro_pipeline.strategies import IntParam
+from maestro_pipeline.search import NO_TRADES_SCORE, optimize_splits, search_split, select_trial
+from maestro_pipeline.stats import compute_metrics
+from maestro_pipeline.strategies import IntParam, get_strategy
 from maestro_pipeline.strategies.ema_cross import EmaCross
 from maestro_pipeline.timeframes import DAY_MS
+from maestro_pipeline.walkforward import make_splits
 from tests.support.bars import synthetic_bars
 
 START = 1_735_689_600_000  # 2025-01-01

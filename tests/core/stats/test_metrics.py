@@ -11,7 +11,16 @@ import pytest
 import quantstats as qs
 
 from maestro_pipeline.errors import MaestroError
-from maestro_pipeline.stats import METRIC_CONVENTIONS, METRIC_KEYS, VWR_SDEV_MAX, VWR_TAU, backtrader_period_keys, backtrader_tann, backtrader_vwr, compute_metrics
+from maestro_pipeline.stats import (
+    METRIC_CONVENTIONS,
+    METRIC_KEYS,
+    VWR_SDEV_MAX,
+    VWR_TAU,
+    backtrader_period_keys,
+    backtrader_tann,
+    backtrader_vwr,
+    compute_metrics,
+)
 from tests.support.backtrader import backtrader_vwr_of
 
 

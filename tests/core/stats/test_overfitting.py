@@ -14,7 +14,18 @@ import pytest
 from scipy.stats import rankdata
 
 from maestro_pipeline.errors import MaestroError
-from maestro_pipeline.stats import bootstrap_ci, deflated_sharpe_ratio, dsr_report, expected_max_sharpe, parameter_stability, pbo_cscv, pbo_walk_forward, plateau_score, probabilistic_sharpe_ratio, trade_reshuffle_ci
+from maestro_pipeline.stats import (
+    bootstrap_ci,
+    deflated_sharpe_ratio,
+    dsr_report,
+    expected_max_sharpe,
+    parameter_stability,
+    pbo_cscv,
+    pbo_walk_forward,
+    plateau_score,
+    probabilistic_sharpe_ratio,
+    trade_reshuffle_ci,
+)
 from maestro_pipeline.strategies import Categorical, FloatParam, IntParam
 
 EULER_GAMMA = 0.5772156649015329

@@ -11,11 +11,9 @@ import pytest
 
 from maestro_pipeline.errors import MaestroError
 from maestro_pipeline.schema import to_pandas_bars
-from maestro_pipeline.strategies import available_strategies, get_strategy
-from maestro_pipeline.strategies import FloatParam, IntParam, Signals, Strategy
-
-from tests.support.config import NOW_MS
+from maestro_pipeline.strategies import FloatParam, IntParam, Signals, Strategy, available_strategies, get_strategy
 from tests.support.bars import synthetic_bars, with_derivatives
+from tests.support.config import NOW_MS
 
 #: The seed system's 22 strategies (DESIGN §6).
 CATALOG = {

@@ -11,8 +11,15 @@ import pytest
 
 import maestro_pipeline.strategies as registry
 from maestro_pipeline.errors import MaestroError
-from maestro_pipeline.strategies import available_strategies, discover_package, get_strategy
-from maestro_pipeline.strategies import FloatParam, IntParam, Signals, Strategy
+from maestro_pipeline.strategies import (
+    FloatParam,
+    IntParam,
+    Signals,
+    Strategy,
+    available_strategies,
+    discover_package,
+    get_strategy,
+)
 from tests.support.bars import random_walk
 
 NAMES = ("bollinger", "ema_cross", "rsi")

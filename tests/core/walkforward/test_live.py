@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import polars as pl
 import pytest
 
 from maestro_pipeline.config import RegimesConfig, WalkForwardConfig
-from maestro_pipeline.walkforward import live_split
-from maestro_pipeline.walkforward import make_splits, plan_research
 from maestro_pipeline.timeframes import DAY_MS
+from maestro_pipeline.walkforward import live_split, make_splits, plan_research
 from tests.support.bars import regime_bars
 
 START = 1_735_689_600_000  # 2025-01-01 00:00 UTC
@@ -38,10 +39,8 @@ def test_live_split_in_calendar_months_and_anchored():
     plan = live_split(bars, splits, "1h", wf, None)
     assert plan.split.train_start == splits[0].train_start  # anchored: from the first day
     assert plan.split.test_start == splits[-1].test_end
-    from datetime import datetime, timezone
-
-    start = datetime.fromtimestamp(plan.split.test_start / 1000, tz=timezone.utc)
-    end = datetime.fromtimestamp(plan.split.test_end / 1000, tz=timezone.utc)
+    start = datetime.fromtimestamp(plan.split.test_start / 1000, tz=UTC)
+    end = datetime.fromtimestamp(plan.split.test_end / 1000, tz=UTC)
     assert (start.day, start.hour, end.day) == (1, 0, 1) and (end.month - start.month) % 12 == 1
 
 

@@ -14,9 +14,15 @@ import pytest
 from hmmlearn.hmm import GaussianHMM
 
 from maestro_pipeline.errors import MaestroError
-from maestro_pipeline.walkforward import daily_features, filtered_regimes, fit_regimes, regime_shift, split_regimes
-from maestro_pipeline.walkforward import Split
 from maestro_pipeline.timeframes import DAY_MS, HOUR_MS
+from maestro_pipeline.walkforward import (
+    Split,
+    daily_features,
+    filtered_regimes,
+    fit_regimes,
+    regime_shift,
+    split_regimes,
+)
 
 T0 = 1_735_689_600_000  # 2025-01-01 00:00 UTC
 CALM, VOLATILE = 0.003, 0.009

@@ -15,14 +15,12 @@ import polars as pl
 import pytest
 
 from maestro_pipeline.config import WalkForwardConfig, parse_config, parse_section
-from maestro_pipeline.errors import ConfigError, MaestroError
-from maestro_pipeline.walkforward import make_splits, splits_from_table
 from maestro_pipeline.durations import Length, add_months, parse_length
-from maestro_pipeline.walkforward import Split, next_test_end_ms, plan_splits
+from maestro_pipeline.errors import ConfigError, MaestroError
 from maestro_pipeline.search import check_window_fits, shortest_train_bars, window_params_over
 from maestro_pipeline.strategies import FloatParam, IntParam
 from maestro_pipeline.timeframes import DAY_MS, HOUR_MS
-
+from maestro_pipeline.walkforward import Split, make_splits, next_test_end_ms, plan_splits, splits_from_table
 from tests.support.config import ms, small_config
 
 START = 1_735_689_600_000  # 2025-01-01 00:00 UTC

@@ -7,7 +7,6 @@ from datetime import date
 from maestro_pipeline.instruments import Instrument
 from maestro_pipeline.timeframes import DAY_MS
 from maestro_pipeline.walkforward import months_to_refresh, splits_due
-
 from tests.support.config import ms
 
 
