@@ -58,7 +58,7 @@ def test_bars_partitions_in_lake(built):
     assert set(bars["source"].unique()) == {"synthetic"}               # every row names its source
     lineage = Lake.lineage(files[0])
     assert lineage["asset"] == "validated_bars" and lineage["upstream"]["raw_candles"]["asset"] == "raw_candles"
-    assert dict(zip(bars.columns, bars.dtypes)) == BAR_COLUMNS
+    assert dict(zip(bars.columns, bars.dtypes, strict=True)) == BAR_COLUMNS
 
 
 def test_materialization_metadata(built):

@@ -162,9 +162,9 @@ def test_ema_cross_signals_batch_equals_per_params_signals(sbars):
     for bars in (sbars, sbars.iloc[:700], sbars.iloc[:100]):  # 100 bars: shorter than most warm-ups
         batch = strategy.signals_batch(bars, params_list)
         assert len(batch) == len(params_list)
-        for params, sig in zip(params_list, batch):
+        for params, sig in zip(params_list, batch, strict=True):
             want = strategy.signals(bars, params)
-            for a, b in zip(sig.arrays(), want.arrays()):
+            for a, b in zip(sig.arrays(), want.arrays(), strict=True):
                 assert a.dtype == np.bool_ and a.shape == b.shape
                 np.testing.assert_array_equal(a, b)
 
@@ -172,8 +172,8 @@ def test_ema_cross_signals_batch_equals_per_params_signals(sbars):
 def test_base_signals_batch_loops_over_signals(sbars):
     strategy = get_strategy("rsi")
     params_list = [strategy.check({}), sample_params(strategy, np.random.default_rng(1))]
-    for sig, params in zip(strategy.signals_batch(sbars, params_list), params_list):
-        for a, b in zip(sig.arrays(), strategy.signals(sbars, params).arrays()):
+    for sig, params in zip(strategy.signals_batch(sbars, params_list), params_list, strict=True):
+        for a, b in zip(sig.arrays(), strategy.signals(sbars, params).arrays(), strict=True):
             np.testing.assert_array_equal(a, b)
 
 

@@ -196,16 +196,16 @@ def test_schema_and_dtypes(market):
 )
 def test_ohlc_is_sane_and_continuous(market, timeframe, since, until):
     df = market.fetch(SYMBOL, timeframe, since, until)
-    o, h, l, c, v = (df[k].to_numpy() for k in ("open", "high", "low", "close", "volume"))
+    o, h, low, c, v = (df[k].to_numpy() for k in ("open", "high", "low", "close", "volume"))
     assert df.height > 100
-    assert all(np.isfinite(a).all() for a in (o, h, l, c, v))
-    assert (l > 0).all() and (v > 0).all()
+    assert all(np.isfinite(a).all() for a in (o, h, low, c, v))
+    assert (low > 0).all() and (v > 0).all()
     assert (h >= np.maximum(o, c)).all()
-    assert (l <= np.minimum(o, c)).all()
-    assert (h > l).all()
+    assert (low <= np.minimum(o, c)).all()
+    assert (h > low).all()
     assert (o[1:] == c[:-1]).all()  # open of each bar is the previous close, exactly
     # Plausible BTC-like levels, never a collapse to ~0 or a blow-up.
-    assert 2_000 < l.min() and h.max() < 500_000
+    assert 2_000 < low.min() and h.max() < 500_000
 
 
 def test_timeframes_read_one_consistent_path(market):
@@ -274,7 +274,7 @@ def test_regimes_switch_and_persist_over_two_years(market):
     codes = market.regimes(SYMBOL, ms(2023, 1, 1), ms(2025, 1, 1))["regime"].to_list()
     assert len(codes) == 731
     assert set(codes) == set(REGIMES)  # every kind occurs
-    runs = 1 + sum(a != b for a, b in zip(codes, codes[1:]))
+    runs = 1 + sum(a != b for a, b in zip(codes, codes[1:], strict=False))
     assert runs >= 10  # it does switch
     assert len(codes) / runs > 3  # and a regime lasts days, not hours
 

@@ -164,7 +164,7 @@ def test_wilcoxon_pruner_scores_the_mean_fold_and_prunes(bars):
     p = json.loads(done["params"])
     edges = np.linspace(1000, 3000, 5).astype(int)
     folds = []
-    for a, b in zip(edges[:-1], edges[1:]):
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
         r = evaluate(pdf, s, p, int(a), int(b), COSTS)
         folds.append(compute_metrics(r.returns, PPY, r.trades)["sharpe"] if r.n_trades else NO_TRADES_SCORE)
     assert done["value"] == pytest.approx(float(np.mean(folds)), rel=1e-9)

@@ -71,7 +71,7 @@ def test_dsr_equals_vectorbt_metric():
     ref = vbt_metrics.deflated_sharpe_ratio(
         est_sharpe=sr, var_sharpe=0.002, nb_trials=37, backtest_horizon=500, skew=sk, kurtosis=ku
     )
-    mine = [deflated_sharpe_ratio(a, 0.002, 37, 500, b, c) for a, b, c in zip(sr, sk, ku)]
+    mine = [deflated_sharpe_ratio(a, 0.002, 37, 500, b, c) for a, b, c in zip(sr, sk, ku, strict=True)]
     np.testing.assert_allclose(mine, ref, rtol=1e-12)
 
 

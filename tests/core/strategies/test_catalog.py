@@ -141,15 +141,15 @@ def test_no_look_ahead(name):
             full = s.signals(bars, p).arrays()
             for t in (260, 555, 901, 1249, len(bars) - 2):
                 prefix = s.signals(bars.iloc[: t + 1], p).arrays()
-                for a, c in zip(full, prefix):
+                for a, c in zip(full, prefix, strict=True):
                     np.testing.assert_array_equal(a[: t + 1], c, err_msg=f"{name} {label} {p} prefix t={t}")
                 for garbage in (False, True):
                     after = s.signals(_perturbed(bars, t, rng, garbage), p).arrays()
-                    for a, b in zip(full, after):
+                    for a, b in zip(full, after, strict=True):
                         np.testing.assert_array_equal(
                             a[: t + 1], b[: t + 1], err_msg=f"{name} {label} {p} t={t} garbage={garbage}"
                         )
-                    changed += any(not np.array_equal(a[t + 1 :], b[t + 1 :]) for a, b in zip(full, after))
+                    changed += any(not np.array_equal(a[t + 1 :], b[t + 1 :]) for a, b in zip(full, after, strict=True))
                 checked += sum(int(a[: t + 1].sum()) for a in full)
     assert checked > 0, f"{name}: no signal before the cut points, the check is vacuous"
     assert changed > 0, f"{name}: perturbing the future never changed a later signal, the check is vacuous"
@@ -247,7 +247,7 @@ def test_signals_are_false_during_warmup_and_warmup_is_honest(name):
             slices += [(w + 11, len(bars)), (len(bars) // 2, len(bars))]
             for start, end in slices:
                 sub = s.signals(bars.iloc[start - w : end], p).arrays()
-                for a, b in zip(full, sub):
+                for a, b in zip(full, sub, strict=True):
                     got, want = b[w:], a[start:end]
                     compared += got.size
                     mismatched += int((got != want).sum())
@@ -276,7 +276,7 @@ def test_data_note_says_when_a_proxy_is_used(name):
     # the real columns are used: the signals differ from the proxy's
     p = s.check({})
     plain, deriv = s.signals(BARS, p).arrays(), s.signals(BARS_D, p).arrays()
-    assert any(not np.array_equal(a, b) for a, b in zip(plain, deriv)), name
+    assert any(not np.array_equal(a, b) for a, b in zip(plain, deriv, strict=True)), name
 
 
 def test_base_data_note_default():

@@ -258,7 +258,7 @@ def test_signals_match_an_independent_pandas_implementation(name):
         sig = s.signals(bars, p)
         assert isinstance(sig, Signals)
         ref = reference_signals(name, bars, p)
-        for got, want, label in zip(sig.arrays(), ref, ("le", "lx", "se", "sx")):
+        for got, want, label in zip(sig.arrays(), ref, ("le", "lx", "se", "sx"), strict=True):
             assert got.dtype == bool and got.shape == (len(bars),)
             np.testing.assert_array_equal(got, want, err_msg=f"{name} {p} {label}")
         assert sig.long_entries.sum() > 0 and sig.short_entries.sum() > 0  # the comparison is not vacuous
@@ -314,12 +314,12 @@ def test_no_look_ahead(name):
             mutated.iloc[t + 1 :, mutated.columns.get_loc(col)] = noise
         after = s.signals(mutated, p)
         prefix = s.signals(bars.iloc[: t + 1], p)
-        for a, b, c in zip(full.arrays(), after.arrays(), prefix.arrays()):
+        for a, b, c in zip(full.arrays(), after.arrays(), prefix.arrays(), strict=True):
             np.testing.assert_array_equal(a[: t + 1], b[: t + 1])
             np.testing.assert_array_equal(a[: t + 1], c)
         checked += int(full.long_entries[: t + 1].sum() + full.short_entries[: t + 1].sum())
         if t < 698:  # the mutation really changes later signals, so the check above has teeth
-            assert any(not np.array_equal(a[t + 1 :], b[t + 1 :]) for a, b in zip(full.arrays(), after.arrays()))
+            assert any(not np.array_equal(a[t + 1 :], b[t + 1 :]) for a, b in zip(full.arrays(), after.arrays(), strict=True))
     assert checked > 0
 
 

@@ -43,7 +43,7 @@ def _splits(days: float, **kw):
 def _check_basic(sp: list[Split]) -> None:
     for s in sp:
         assert s.train_start < s.train_end <= s.test_start < s.test_end
-    for a, b in zip(sp, sp[1:]):
+    for a, b in zip(sp, sp[1:], strict=False):
         assert a.test_end <= b.test_start and a.train_start <= b.train_start
     assert [s.index for s in sp] == list(range(len(sp)))
 
@@ -57,7 +57,7 @@ def test_disjoint_ordered_and_tiling():
     _check_basic(sp)
     for s in sp:
         assert s.train_end - s.train_start == 40 * DAY_MS and s.test_end - s.test_start == 10 * DAY_MS
-    for a, b in zip(sp, sp[1:]):
+    for a, b in zip(sp, sp[1:], strict=False):
         assert a.test_end == b.test_start  # test windows tile the OOS period, no overlap, no hole
     # 200 days: test windows start at day 40, 50, ...; the last complete one is [190, 200)
     assert [(s.test_start - START) // DAY_MS for s in sp] == [160, 170, 180, 190]

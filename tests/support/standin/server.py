@@ -337,9 +337,9 @@ class _Handler(BaseHTTPRequestHandler):
         if rows is None:
             return 400, {"code": -1130, "msg": f"Data sent for parameter 'limit' is not valid. ({limit})"}
         out = []
-        for ts, o, h, l, c, v in rows.tolist():
+        for ts, o, h, low, c, v in rows.tolist():
             t = int(ts)
-            out.append([t, _f(o), _f(h), _f(l), _f(c), _f(v), t + step - 1, _f(v * c), 100, _f(v / 2), _f(v * c / 2), "0"])
+            out.append([t, _f(o), _f(h), _f(low), _f(c), _f(v), t + step - 1, _f(v * c), 100, _f(v / 2), _f(v * c / 2), "0"])
         return 200, out
 
     def _funding_rows(self, lst: Listing, lo: int, hi: int) -> list[tuple[int, float]]:
