@@ -53,7 +53,8 @@ def _config(tmp: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """Materialize the graph, start ``dagster dev`` on a free port; yield (base URL, partition key, lake root, dev log)."""
+    """Materialize the graph, start ``dagster dev`` on a free port; yield (base URL, partition key, lake root,
+    dev log)."""
     assert CHROMIUM.is_file(), (f"chromium not found at {CHROMIUM}: install it with "
                                 "`apt-get install -y chromium` (or set MAESTRO_CHROMIUM)")
     from assets.partitions import research_key

@@ -77,7 +77,8 @@ def test_read_bars_scans_all_months_in_order(tmp_path):
     inst = Instrument("synthetic", "BTC/USDT", "1h", date(2025, 1, 1))
     h = 3_600_000
     for month, start in (("2025-02", 20), ("2025-01", 0)):
-        lake.write_table(flat_bars(5, price=1.0, start_ms=start * h), "validated_bars", Lake.month_partition(inst, month))
+        lake.write_table(flat_bars(5, price=1.0, start_ms=start * h), "validated_bars",
+                         Lake.month_partition(inst, month))
     bars = lake.read_bars(inst)
     assert bars["timestamp"].to_list() == [i * h for i in range(5)] + [(20 + i) * h for i in range(5)]
     assert lake.read_bars(inst, start_ms=2 * h, end_ms=22 * h).height == 5

@@ -32,12 +32,15 @@ def test_nightly_schedule_requests_current_and_previous_month():
     ]))
     defs = build_definitions(cfg)
     sched = defs.get_schedule_def("nightly_refresh")
-    ctx = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 9, 1, 0, 30, tzinfo=UTC), repository_def=defs.get_repository_def())
+    ctx = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 9, 1, 0, 30, tzinfo=UTC),
+                                    repository_def=defs.get_repository_def())
     keys = sorted(str(r.partition_key) for r in sched.evaluate_tick(ctx).run_requests)
     assert keys == sorted([
-        str(bars_key("2026-08", INST)), str(bars_key("2026-09", INST)), str(bars_key("2026-09", "synthetic.ETH_USDT.4h")),
+        str(bars_key("2026-08", INST)), str(bars_key("2026-09", INST)),
+        str(bars_key("2026-09", "synthetic.ETH_USDT.4h")),
     ])
-    ctx = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 9, 15, 0, 30, tzinfo=UTC), repository_def=defs.get_repository_def())
+    ctx = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 9, 15, 0, 30, tzinfo=UTC),
+                                    repository_def=defs.get_repository_def())
     assert len(sched.evaluate_tick(ctx).run_requests) == 2  # mid-month: only the current month of each
 
 
@@ -59,7 +62,8 @@ def test_sensor_fires_when_data_advances_not_before_and_not_after_a_failed_check
     # time passes: the nightly refresh adds bars. 20 days later a whole new test window exists.
     last_end = int(g.lake.read_file("walk_forward_splits", g.cfg.instrument_objs[0].hive)["test_end"].max())
     g.set_clock(last_end + 20 * DAY + 2 * 3_600_000)
-    new_months = sorted({datetime.fromtimestamp(t / 1000, tz=UTC).strftime("%Y-%m") for t in (NOW_MS, last_end + 20 * DAY)})
+    new_months = sorted({datetime.fromtimestamp(t / 1000, tz=UTC).strftime("%Y-%m")
+                         for t in (NOW_MS, last_end + 20 * DAY)})
     # ...but the newest month arrives corrupted: its check fails and the sensor must not fire
     newest = new_months[-1]
     g.bars(new_months[:-1])

@@ -38,13 +38,15 @@ def test_definitions_load_and_validate():
     defs = build_definitions(cfg)
     repo = defs.get_repository_def()
     names = {k.path[-1] for k in repo.assets_defs_by_key}
-    assert names == {"raw_candles", "validated_bars", "walk_forward_splits", "split_optimal_params", "oos_reports", "strategy_leaderboard"}
+    assert names == {"raw_candles", "validated_bars", "walk_forward_splits", "split_optimal_params", "oos_reports",
+                     "strategy_leaderboard"}
     checks = {k.name for k in repo.assets_defs_by_key[dg.AssetKey("validated_bars")].check_keys}
     assert checks == {"bar_structure", "copied_rows", "suspicious_bars", "gaps", "gap_over_max"}
     assert defs.get_schedule_def("nightly_refresh").default_status == dg.DefaultScheduleStatus.RUNNING
     assert defs.get_sensor_def("reoptimize_on_new_data").default_status == dg.DefaultSensorStatus.RUNNING
     assert defs.get_sensor_def("research_automation").default_status == dg.DefaultSensorStatus.RUNNING
-    months = repo.assets_defs_by_key[dg.AssetKey("raw_candles")].partitions_def.get_partitions_def_for_dimension("month")
+    months = (repo.assets_defs_by_key[dg.AssetKey("raw_candles")].partitions_def
+              .get_partitions_def_for_dimension("month"))
     assert months.get_partition_keys()[0] == "2026-04"
 
 
@@ -69,7 +71,8 @@ def test_materialization_metadata(built):
     assert rep["verdict"].value.split(":")[0] in VERDICT_RANK
     assert "## Verdict" in rep["report"].value and rep["report"].value.count("data:image/png;base64,") >= 3
     assert "data:image/png;base64," in rep["equity_chart"].value
-    par = built.instance.get_latest_materialization_event(dg.AssetKey("split_optimal_params")).asset_materialization.metadata
+    par = (built.instance.get_latest_materialization_event(dg.AssetKey("split_optimal_params"))
+           .asset_materialization.metadata)
     assert par["seed"].value == 3 and "optuna" in json.loads(par["libraries"].value)
 
 
@@ -112,7 +115,8 @@ def test_leaderboard_and_catalog(built):
         top = con.execute("SELECT strategy FROM leaderboard ORDER BY rank LIMIT 1").fetchone()[0]
     assert n_bars == built.lake.read_bars(built.cfg.instrument_objs[0]).height
     assert top == "ema_cross"
-    md = built.instance.get_latest_materialization_event(dg.AssetKey("strategy_leaderboard")).asset_materialization.metadata
+    md = (built.instance.get_latest_materialization_event(dg.AssetKey("strategy_leaderboard"))
+          .asset_materialization.metadata)
     assert "synthetic.BTC_USDT.1h|rsi" in md["missing_reports"].value
 
 
@@ -122,7 +126,8 @@ def test_rerun_replaces_and_reuses_splits(built):
     part = {**inst.hive, "strategy": "ema_cross"}
     before = lk.read_file("split_optimal_params", part)
     built.run(["split_optimal_params"], research_key(INST, "ema_cross"))
-    md = built.instance.get_latest_materialization_event(dg.AssetKey("split_optimal_params")).asset_materialization.metadata
+    md = (built.instance.get_latest_materialization_event(dg.AssetKey("split_optimal_params"))
+          .asset_materialization.metadata)
     assert md["splits_reused"].value == 4 and md["splits_computed"].value == 0
     assert lk.read_file("split_optimal_params", part).equals(before)
     assert len(lk.files("split_optimal_params")) == 1
@@ -135,18 +140,21 @@ def test_failed_check_quarantines_and_leaves_lake_as_it_was(tmp_path, instance):
     good = g.lake.read_file("validated_bars", part)
     # the source glitches: a bar whose high is below its low arrives in the raw partition
     raw = g.lake.read_file("raw_candles", part)
-    bad = raw.with_columns(pl.when(pl.col("timestamp") == raw["timestamp"][10]).then(pl.col("low") - 5).otherwise(pl.col("high")).alias("high"))
+    bad = raw.with_columns(pl.when(pl.col("timestamp") == raw["timestamp"][10]).then(pl.col("low") - 5)
+                           .otherwise(pl.col("high")).alias("high"))
     g.lake.write_table(bad, "raw_candles", part)
     res = g.run(["validated_bars"], bars_key("2026-05", INST), raise_on_error=False)
     assert not res.success
     evals = [e.event_specific_data for e in res.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     failed = {e.check_name: e for e in evals if not e.passed}
     assert set(failed) == {"bar_structure"}
-    assert "ohlc_consistent: 1 row(s) with high below open/close or low above them" in failed["bar_structure"].description
+    assert ("ohlc_consistent: 1 row(s) with high below open/close or low above them"
+            in failed["bar_structure"].description)
     assert g.lake.read_file("validated_bars", part).equals(good)                       # untouched
     q = g.lake.read_file("quarantine", {"asset": "validated_bars", **part})
     assert q.height == bad.height
-    assert any("ohlc_consistent" in r for r in Lake.lineage(g.lake.path("quarantine", {"asset": "validated_bars", **part}))["reasons"])
+    assert any("ohlc_consistent" in r
+               for r in Lake.lineage(g.lake.path("quarantine", {"asset": "validated_bars", **part}))["reasons"])
 
 
 def test_research_refuses_a_hole_in_the_months(tmp_path, instance):
@@ -171,7 +179,8 @@ def test_research_waits_while_a_month_is_blocked(tmp_path, instance):
     res = g.run(["walk_forward_splits"], INST, raise_on_error=False)
     assert not res.success
     failure = next(e for e in res.all_events if e.is_step_failure)
-    assert "blocking data checks failed for 2026-05 (bar_structure)" in failure.step_failure_data.user_failure_data.description
+    assert ("blocking data checks failed for 2026-05 (bar_structure)"
+            in failure.step_failure_data.user_failure_data.description)
     assert not g.lake.exists("walk_forward_splits", g.cfg.instrument_objs[0].hive)
     # the source is fixed and the month re-validates: research may run again
     g.lake.write_table(raw, "raw_candles", part)

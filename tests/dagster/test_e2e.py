@@ -25,7 +25,8 @@ def _recent_config(tmp_path: Path) -> Path:
     """A small config whose data ends now (wall clock): the CLI and the UI use the real clock."""
     start = (datetime.now(UTC) - timedelta(days=50)).date()
     cfg = small_config(str(tmp_path / "lake"),
-                       instruments=[{"exchange": "synthetic", "symbol": "BTC/USDT", "timeframe": "1h", "start": start.isoformat()}],
+                       instruments=[{"exchange": "synthetic", "symbol": "BTC/USDT", "timeframe": "1h",
+                                     "start": start.isoformat()}],
                        strategies=["ema_cross"],
                        walk_forward={"train": "20d", "test": "10d", "n_splits": 2},
                        search={"n_trials": 4, "seed": 1})
@@ -82,7 +83,8 @@ def test_dagster_dev_graphql_run(tmp_path):
         port = int(base.rsplit(":", 1)[1])
         client = DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=60)
         key = f"synthetic.BTC_USDT.1h|{month}"
-        tags = {"dagster/partition": key, "dagster/partition/instrument": "synthetic.BTC_USDT.1h", "dagster/partition/month": month}
+        tags = {"dagster/partition": key, "dagster/partition/instrument": "synthetic.BTC_USDT.1h",
+                "dagster/partition/month": month}
         for attempt in range(30):  # the code location may still be loading
             try:
                 run_id = client.submit_job_execution("refresh_bars", tags=tags)

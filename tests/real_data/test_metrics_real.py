@@ -30,7 +30,8 @@ def year_1h(datasets) -> pd.DataFrame:
 
 
 def one_year(bars: pd.DataFrame) -> tuple[int, int]:
-    return int(bars.index.searchsorted(pd.Timestamp("2023-01-01"))), int(bars.index.searchsorted(pd.Timestamp("2024-01-01")))
+    return (int(bars.index.searchsorted(pd.Timestamp("2023-01-01"))),
+            int(bars.index.searchsorted(pd.Timestamp("2024-01-01"))))
 
 
 @pytest.mark.parametrize("name", ["ema_cross", "bollinger"])

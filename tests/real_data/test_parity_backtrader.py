@@ -198,7 +198,8 @@ def test_independent_backtrader_strategy_agrees(btceur, name, record_property):
     history, k0, res, _, _ = ours(btceur, name)
     strat = run_backtrader(history, independent(name, k0), COSTS.fee, COSTS.slippage)
     assert len(strat.values) == len(history)
-    ours_trades = [(int(history.index.get_loc(t)), d) for t, d in zip(res.trades["entry_time"], res.trades["direction"], strict=True)]
+    ours_trades = [(int(history.index.get_loc(t)), d)
+                   for t, d in zip(res.trades["entry_time"], res.trades["direction"], strict=True)]
     share = matched_share(ours_trades, strat.entries)
     m_ours = compute_metrics(res.returns, PPY)
     m_bt = compute_metrics(bt_returns(np.array(strat.values), k0, history.index), PPY)

@@ -63,7 +63,8 @@ def test_raw_candles_1h_real_bitvavo_through_ccxt(datasets, tmp_path, instance):
     clear_market_cache()
     try:
         inst = {"exchange": "binance", "symbol": "BTC/EUR", "timeframe": "1h", "start": "2023-06-01"}
-        g = StandInGraph(tmp_path, instance, si, small_config(str(tmp_path / "lake"), instruments=[inst]), page_limit=100)
+        g = StandInGraph(tmp_path, instance, si, small_config(str(tmp_path / "lake"), instruments=[inst]),
+                         page_limit=100)
         for month in ("2023-06", "2023-07", "2023-08", "2024-05"):
             res = g.run(["raw_candles"], month, "binance.BTC_EUR.1h")
             lo, hi = month_bounds(month)

@@ -41,7 +41,8 @@ def test_search_kernel_equals_vectorbt_on_real_prices_for_every_strategy(dataset
                          (rng.uniform(p.low, p.high) if hasattr(p, "log") else p.choices[rng.integers(len(p.choices))]))
                      for k, p in s.space.items()}
             try:
-                params = s.check({**s.defaults, **{k: (v.item() if hasattr(v, "item") else v) for k, v in trial.items()}})
+                params = s.check({**s.defaults,
+                                  **{k: (v.item() if hasattr(v, "item") else v) for k, v in trial.items()}})
                 break
             except Exception:
                 continue
@@ -66,10 +67,12 @@ def test_walk_forward_and_report_card_on_real_hourly_candles(datasets):
     assert out.ledger.height == len(splits) * 20
     res = run_oos(bars, out.params, "ema_cross", COSTS, "1h", max_gap="2d")
     assert res.per_split.height == complete.height  # the live split never enters the OOS results
-    card = build_report_card(res, out.params, out.ledger, out.daily, to_pandas_bars(bars), get_strategy("ema_cross"), "real")
+    card = build_report_card(res, out.params, out.ledger, out.daily, to_pandas_bars(bars), get_strategy("ema_cross"),
+                             "real")
     s = card.summary
     assert 0.0 <= s["dsr"] <= 1.0 and 0.0 <= s["pbo"] <= 1.0
     assert s["dsr_n_trials"] == int(out.ledger.filter(pl.col("split").is_in(complete["split"].to_list()))
                                     .filter(pl.col("state") == "COMPLETE").height)
-    assert s["verdict"] in {"robust", "promising", "weak", "inconclusive", "overfit", "fails out of sample", "too few trades"}
+    assert s["verdict"] in {"robust", "promising", "weak", "inconclusive", "overfit", "fails out of sample",
+                            "too few trades"}
     assert json.loads(out.params.filter(pl.col("split") == live.split.index)["params"].item())

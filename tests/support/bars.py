@@ -36,7 +36,8 @@ def random_close(n: int, rng: np.random.Generator, vol: float | np.ndarray = 0.0
 # ----------------------------------------------------------------------------- pandas, naive UTC index
 
 
-def hourly_index(n: int, start: str = "2024-01-01", unit: str | None = None, name: str | None = None) -> pd.DatetimeIndex:
+def hourly_index(n: int, start: str = "2024-01-01", unit: str | None = None,
+                 name: str | None = None) -> pd.DatetimeIndex:
     """``n`` hourly timestamps from ``start`` (naive UTC)."""
     return pd.date_range(start, periods=n, freq="h", unit=unit, name=name)
 
@@ -107,7 +108,8 @@ def with_derivatives(bars: pd.DataFrame, seed: int = 1, *, funding_sd: float = 3
 def flat_bars(n: int, price: float = 100.0, start_ms: int = 0, source: str = "synthetic") -> pl.DataFrame:
     """``n`` hourly bars from ``start_ms`` whose open, high, low, close and volume all equal ``price``."""
     return conform(pl.DataFrame({"timestamp": [start_ms + i * HOUR_MS for i in range(n)],
-                                 **{c: [float(price)] * n for c in ("open", "high", "low", "close", "volume")}}), source)
+                                 **{c: [float(price)] * n for c in ("open", "high", "low", "close", "volume")}}),
+                   source)
 
 
 def ramp_bars(n: int = 24) -> pl.DataFrame:

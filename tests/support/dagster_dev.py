@@ -50,7 +50,8 @@ def dagster_dev(env: dict[str, str], log_path: Path, start_timeout: float = 240)
             except OSError:
                 pass
             assert proc.poll() is None, f"dagster dev exited:\n{tail(log_path)}"
-            assert time.time() < deadline, f"dagster dev did not answer /server_info in {start_timeout:.0f} s:\n{tail(log_path)}"
+            assert time.time() < deadline, (f"dagster dev did not answer /server_info in {start_timeout:.0f} s:\n"
+                                            f"{tail(log_path)}")
             time.sleep(1)
         yield base
     finally:

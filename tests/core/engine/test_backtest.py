@@ -279,7 +279,8 @@ def test_equity_matches_backtrader():
     np.testing.assert_allclose(res.equity.to_numpy(), bt_equity, rtol=1e-9, atol=0)
     assert res.n_trades == bt_trades == 6
     strat = backtrader_replay(bars, sig, costs.fee, costs.slippage)
-    assert [(bars.index[i], d) for i, d in strat.entries] == list(zip(res.trades["entry_time"], res.trades["direction"], strict=True))
+    assert [(bars.index[i], d) for i, d in strat.entries] == list(
+        zip(res.trades["entry_time"], res.trades["direction"], strict=True))
 
 
 # ----------------------------------------------------------------------------- funding and leverage

@@ -44,9 +44,11 @@ def walk():
     bars = synthetic_bars(START, START + 200 * DAY_MS, seed=3)
     wf = WalkForwardConfig(train="60d", test="30d", n_splits=4)
     splits, _ = make_splits(bars, "1h", wf)
-    out = optimize_splits(bars, splits, "ema_cross", SearchConfig(n_trials=16, seed=1, storage="none"), COSTS, "1h", workers=1)
+    out = optimize_splits(bars, splits, "ema_cross", SearchConfig(n_trials=16, seed=1, storage="none"), COSTS, "1h",
+                          workers=1)
     res = run_oos(bars, out.params, "ema_cross", COSTS, "1h")
-    card = build_report_card(res, out.params, out.ledger, out.daily, to_pandas_bars(bars), get_strategy("ema_cross"), "t")
+    card = build_report_card(res, out.params, out.ledger, out.daily, to_pandas_bars(bars), get_strategy("ema_cross"),
+                             "t")
     return bars, out, res, card
 
 
@@ -132,7 +134,8 @@ def test_stitched_oos_never_reads_train_bars_beyond_the_warm_up():
     j0 = int(np.searchsorted(ts, splits[0].test_start))
     f2 = np.ones(len(ts))
     f2[j0 + 5:j0 + 200] = rng.uniform(0.5, 2.0, 195)
-    moved = run_oos(bars.with_columns(*(pl.col(c) * f2 for c in ("open", "high", "low", "close"))), params, "ema_cross", COSTS, "1h")
+    moved = run_oos(bars.with_columns(*(pl.col(c) * f2 for c in ("open", "high", "low", "close"))), params,
+                    "ema_cross", COSTS, "1h")
     assert not np.allclose(moved.returns.to_numpy(), base.returns.to_numpy())
 
 
@@ -145,7 +148,8 @@ def test_a_live_split_with_no_test_bars_yet_stays_out_of_the_report(walk):
     live = {**last, "split": last["split"] + 1, "train_start": last["train_start"] + span,
             "train_end": last["test_end"], "test_start": last["test_end"], "test_end": last["test_end"] + span}
     params = pl.concat([out.params, pl.DataFrame([live], schema=out.params.schema)])
-    ledger = pl.concat([out.ledger, out.ledger.filter(pl.col("split") == last["split"]).with_columns(pl.lit(live["split"]).alias("split"))])
+    ledger = pl.concat([out.ledger, out.ledger.filter(pl.col("split") == last["split"])
+                        .with_columns(pl.lit(live["split"]).alias("split"))])
     res2 = run_oos(bars, params, "ema_cross", COSTS, "1h")
     assert res2.per_split["split"].to_list() == out.params["split"].to_list()
     card2 = build_report_card(res2, params, ledger, out.daily, to_pandas_bars(bars), get_strategy("ema_cross"), "t")

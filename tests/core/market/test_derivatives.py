@@ -15,7 +15,8 @@ H = 3_600_000
 
 
 def test_funding_sits_on_the_bar_containing_the_settlement_and_sums():
-    funding = pl.DataFrame({"timestamp": [3 * H, 5 * H + 1_800_000, 7 * H + 1, 7 * H + 2], "funding_rate": [0.001, -0.002, 0.003, 0.004]})
+    funding = pl.DataFrame({"timestamp": [3 * H, 5 * H + 1_800_000, 7 * H + 1, 7 * H + 2],
+                            "funding_rate": [0.001, -0.002, 0.003, 0.004]})
     out = attach_derivatives(flat_bars(10, source="x"), "1h", funding=funding)
     rates = out["funding_rate"].to_list()
     assert rates[3] == 0.001 and rates[5] == -0.002 and math.isclose(rates[7], 0.007)

@@ -78,7 +78,8 @@ def test_semicolon_csv_gz_and_headerless_binance_dump(tmp_path):
 
 def test_parquet_feather_and_freqtrade_json(tmp_path):
     df = expected()
-    dated = df.with_columns(pl.col("timestamp").cast(pl.Datetime("ms")).dt.replace_time_zone("UTC").alias("date")).drop("timestamp")
+    dated = (df.with_columns(pl.col("timestamp").cast(pl.Datetime("ms")).dt.replace_time_zone("UTC").alias("date"))
+             .drop("timestamp"))
     dated.write_parquet(tmp_path / "a.parquet")
     feather.write_feather(dated.to_arrow(), tmp_path / "BTC_USDT-1h.feather")
     (tmp_path / "BTC_USDT-1h.json").write_text(json.dumps([list(r) for r in ROWS]))
@@ -103,9 +104,11 @@ def test_duplicates_are_kept_and_counted(tmp_path):
         ("blank.csv", "\n\n", "the file is empty"),
         ("cols.csv", "a,b,c\n1,2,3\n", "no recognizable columns"),
         ("noprice.csv", "timestamp,open,high,volume\n1704067200000,1,2,3\n", "no recognizable columns"),
-        ("ts.csv", "timestamp,open,high,low,close,volume\nyesterday,1,2,0.5,1,3\n", "cannot read the timestamps in column 'timestamp'"),
+        ("ts.csv", "timestamp,open,high,low,close,volume\nyesterday,1,2,0.5,1,3\n",
+         "cannot read the timestamps in column 'timestamp'"),
         ("small.csv", "timestamp,open,high,low,close,volume\n12,1,2,0.5,1,3\n", "not a Unix time"),
-        ("price.csv", "timestamp,open,high,low,close,volume\n1704067200000,1,abc,0.5,1,3\n", "not numbers (e.g. 'abc')"),
+        ("price.csv", "timestamp,open,high,low,close,volume\n1704067200000,1,abc,0.5,1,3\n",
+         "not numbers (e.g. 'abc')"),
         ("bad.json", "[[1704067200000, 1, 2", "not valid JSON"),
         ("short.json", "[[1704067200000, 1, 2]]", "every row must be"),
         ("bad.parquet", "this is not parquet", "not a readable parquet file"),
@@ -160,7 +163,8 @@ def test_file_instruments_in_config(tmp_path):
 def test_file_instrument_through_raw_candles(tmp_path, standin):
     p = tmp_path / "mine.csv"
     p.write_text("timestamp,open,high,low,close,volume\n" + "\n".join(",".join(map(str, r)) for r in reversed(ROWS)))
-    inst = {"exchange": "file", "symbol": "BTC/EUR", "timeframe": "1h", "start": "2024-01-01", "path": "mine.csv", "name": "mine"}
+    inst = {"exchange": "file", "symbol": "BTC/EUR", "timeframe": "1h", "start": "2024-01-01", "path": "mine.csv",
+            "name": "mine"}
     with dg.instance_for_test() as instance:
         g = StandInGraph(tmp_path, instance, standin, small_config(str(tmp_path / "lake"), instruments=[inst]))
         res = g.run(["raw_candles"], "2024-01", "file_mine.BTC_EUR.1h")

@@ -50,11 +50,14 @@ def _copy_block(df: pl.DataFrame) -> pl.DataFrame:
 
 # case -> (mutate, rule, offending raw rows, severity overrides for the case)
 CASES = {
-    "unsorted": (lambda d: pl.concat([d.slice(0, 10), d.slice(11, 1), d.slice(10, 1), d.slice(12)]), "sorted", [11], {}),
-    "duplicate_timestamp": (lambda d: pl.concat([d.slice(0, 6), _set(d.slice(5, 1), [0], close=1.0, low=0.5), d.slice(6)]),
+    "unsorted": (lambda d: pl.concat([d.slice(0, 10), d.slice(11, 1), d.slice(10, 1), d.slice(12)]), "sorted", [11],
+                 {}),
+    "duplicate_timestamp": (lambda d: pl.concat([d.slice(0, 6), _set(d.slice(5, 1), [0], close=1.0, low=0.5),
+                                                 d.slice(6)]),
                             "unique_timestamps", [5, 6], {}),
     "misaligned": (lambda d: d.with_columns(pl.when(pl.int_range(pl.len()) == 7).then(pl.col("timestamp") + 60_000)
-                                            .otherwise(pl.col("timestamp")).alias("timestamp")), "aligned_to_grid", [7], {}),
+                                            .otherwise(pl.col("timestamp")).alias("timestamp")),
+                   "aligned_to_grid", [7], {}),
     "high_below_low": (lambda d: _set(d, [3], high=pl.col("low") - 5), "ohlc_consistent", [3], {}),
     "negative_volume": (lambda d: _set(d, [4], volume=-1.0), "volume_non_negative", [4], {}),
     "nan_close": (lambda d: _set(d, [6], close=float("nan")), "no_nulls", [6], {}),
@@ -136,7 +139,8 @@ def test_copied_block_is_found_with_its_lag_and_dropped():
 
 
 def test_gaps_are_ranges_and_max_gap_is_configurable():
-    df = pl.concat([clean_bars(72, M0).slice(0, 10), clean_bars(72, M0).slice(13, 5), clean_bars(72, M0).slice(30)])  # 3 and 12 missing bars
+    df = pl.concat([clean_bars(72, M0).slice(0, 10), clean_bars(72, M0).slice(13, 5),
+                    clean_bars(72, M0).slice(30)])  # 3 and 12 missing bars
     res = evaluate(df, "1h")
     assert res.gaps == [(M0 + 10 * H, M0 + 12 * H, 3), (M0 + 18 * H, M0 + 29 * H, 12)]
     assert res.blocked and res.outcomes["gap_over_max"].count == 1
@@ -149,7 +153,8 @@ def test_gaps_are_ranges_and_max_gap_is_configurable():
 
 
 def test_spike_flat_and_zero_volume_warn_by_default_and_keep_the_rows():
-    flat8 = _set(clean_bars(72, M0), range(20, 28), open=100.0, high=100.0, low=100.0, close=100.0)  # 8 h > max_flat_run 6h
+    # 8 h > max_flat_run 6h
+    flat8 = _set(clean_bars(72, M0), range(20, 28), open=100.0, high=100.0, low=100.0, close=100.0)
     bad = CASES["zero_volume_run"][0](CASES["spike"][0](flat8))
     res = evaluate(bad, "1h")
     assert {k for k, o in res.failed.items()} == {"price_spikes", "flat_runs", "zero_volume_runs"}
@@ -172,7 +177,8 @@ def test_config_validates_the_contract_section():
     assert cfg.data_contract.policy_for("synthetic").max_gap == "6h"
     assert cfg.data_contract.severities()["suspicious_bars"] == "error"
     for bad, msg in [
-        ({"severity": {"bar_structure": "warn"}}, "data_contract.severity: check 'bar_structure' cannot be 'warn'; use error"),
+        ({"severity": {"bar_structure": "warn"}},
+         "data_contract.severity: check 'bar_structure' cannot be 'warn'; use error"),
         ({"severity": {"gap": "warn"}}, "unknown check 'gap' (did you mean gaps"),
         ({"default": {"max_gap": "6x"}}, "data_contract.default.max_gap: cannot read max_gap '6x'"),
         ({"exchanges": {"binanse": {}}}, "unknown exchange 'binanse' (did you mean binance"),
@@ -195,7 +201,8 @@ def test_splits_flag_windows_with_a_blocking_gap():
     assert not table12["blocking_gap"].any()
     params = table.select("split", "train_start", "train_end", "test_start", "test_end").with_columns(
         pl.lit('{"fast": 5, "slow": 20}').alias("params"), pl.lit(0.0).alias("train_sharpe"),
-        pl.lit(0.0).alias("train_total_return"), pl.lit(0.0).alias("train_max_drawdown"), pl.lit(0).alias("train_trades"))
+        pl.lit(0.0).alias("train_total_return"), pl.lit(0.0).alias("train_max_drawdown"),
+        pl.lit(0).alias("train_trades"))
     from maestro_pipeline.engine import Costs
 
     per_split = run_oos(bars, params, "ema_cross", Costs(0.001, 0.0005), "1h").per_split
@@ -273,7 +280,8 @@ def test_drop_keeps_gaps_as_metadata_and_a_blocking_failure_keeps_the_previous_m
     res, evals, _ = _validate(g, _copy_block(good))
     assert res.success and not evals["copied_rows"].passed and not evals["gaps"].passed
     md = instance.get_latest_materialization_event(dg.AssetKey("validated_bars")).asset_materialization.metadata
-    assert md["status"].value == "validated_with_drops" and md["missing_bars"].value == 5 and md["quarantined_rows"].value == 5
+    assert (md["status"].value == "validated_with_drops" and md["missing_bars"].value == 5
+            and md["quarantined_rows"].value == 5)
     assert Lake.lineage(g.lake.path("validated_bars", part))["contract"]["gaps"] == [[M0 + 30 * H, M0 + 34 * H, 5]]
     dropped = g.lake.read_file("validated_bars", part)
     # then a blocking fault: the validated month stays exactly as the last good run left it
@@ -298,7 +306,8 @@ def test_failed_blocking_check_holds_research_back(tmp_path, instance):
     assert not res.success and not evals["bar_structure"].passed
     assert g.lake.read_file("validated_bars", part).equals(kept)       # research keeps reading the good version
     skip = reoptimize_sensor(g)
-    assert isinstance(skip, dg.SkipReason) and "blocking check failed on the newest month (bar_structure)" in skip.skip_message
+    assert isinstance(skip, dg.SkipReason)
+    assert "blocking check failed on the newest month (bar_structure)" in skip.skip_message
     later = dg.evaluate_automation_conditions(defs=g.defs, instance=instance, asset_selection=sel, cursor=first.cursor)
     assert later.total_requested == 0
     # the source is fixed: the month passes, the sensor asks for new splits, and research follows

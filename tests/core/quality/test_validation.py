@@ -24,11 +24,16 @@ def test_clean_passes():
     [
         (lambda d: d.reverse(), "sorted"),
         (lambda d: pl.concat([d, d.tail(1)]), "unique_timestamps"),
-        (lambda d: d.with_columns(pl.when(pl.col("timestamp") == 5 * H).then(5 * H + 60_000).otherwise(pl.col("timestamp")).alias("timestamp")), "aligned_to_grid"),
-        (lambda d: d.with_columns(pl.when(pl.col("timestamp") == 3 * H).then(1.0).otherwise(pl.col("high")).alias("high")), "ohlc_consistent"),
-        (lambda d: d.with_columns(pl.when(pl.col("timestamp") == 3 * H).then(-1.0).otherwise(pl.col("volume")).alias("volume")), "volume_non_negative"),
-        (lambda d: d.with_columns(pl.when(pl.col("timestamp") == 3 * H).then(float("nan")).otherwise(pl.col("close")).alias("close")), "no_nulls"),
-        (lambda d: d.with_columns(pl.when(pl.col("timestamp") == 3 * H).then(None).otherwise(pl.col("open")).alias("open")), "no_nulls"),
+        (lambda d: d.with_columns(pl.when(pl.col("timestamp") == 5 * H).then(5 * H + 60_000)
+                                  .otherwise(pl.col("timestamp")).alias("timestamp")), "aligned_to_grid"),
+        (lambda d: d.with_columns(pl.when(pl.col("timestamp") == 3 * H).then(1.0)
+                                  .otherwise(pl.col("high")).alias("high")), "ohlc_consistent"),
+        (lambda d: d.with_columns(pl.when(pl.col("timestamp") == 3 * H).then(-1.0)
+                                  .otherwise(pl.col("volume")).alias("volume")), "volume_non_negative"),
+        (lambda d: d.with_columns(pl.when(pl.col("timestamp") == 3 * H).then(float("nan"))
+                                  .otherwise(pl.col("close")).alias("close")), "no_nulls"),
+        (lambda d: d.with_columns(pl.when(pl.col("timestamp") == 3 * H).then(None)
+                                  .otherwise(pl.col("open")).alias("open")), "no_nulls"),
         (lambda d: d.with_columns((pl.col("open") * 0).alias("low")), "positive_prices"),
         (lambda d: d.drop("volume"), "schema"),
         (lambda d: d.with_columns(pl.col("volume").cast(pl.Int64)), "schema"),

@@ -98,7 +98,9 @@ def test_pruned_trials_in_a_real_search_have_no_value(bars):
 def test_no_trades_scores_the_penalty():
     flat = random_walk(1500, seed=1, unit="us")
     flat[["open", "high", "low", "close"]] = 100.0  # EMAs never cross
-    res = search_split(flat, get_strategy("ema_cross"), 500, 1500, parse_section(SearchConfig, {"n_trials": 4}, "search"), seed=0, costs=Costs(), periods_per_year=PPY)
+    res = search_split(flat, get_strategy("ema_cross"), 500, 1500,
+                       parse_section(SearchConfig, {"n_trials": 4}, "search"), seed=0, costs=Costs(),
+                       periods_per_year=PPY)
     ok = res.ledger[res.ledger["state"] == "COMPLETE"]
     assert (ok["value"] == NO_TRADES_SCORE).all() and (ok["n_trades"] == 0).all()
     assert (ok["sharpe"] == 0.0).all()  # the real metric is kept in the ledger
@@ -114,6 +116,8 @@ def test_bad_requests_raise_maestro_errors(bars):
         run(bars, warm_start={"fast": 50, "slow": 20})
     s = get_strategy("ema_cross")
     with pytest.raises(MaestroError, match="warm-up"):  # smallest ema_cross warm-up is 40 bars
-        search_split(bars, s, 0, 30, parse_section(SearchConfig, {"n_trials": 3}, "search"), seed=0, costs=Costs(), periods_per_year=PPY)
+        search_split(bars, s, 0, 30, parse_section(SearchConfig, {"n_trials": 3}, "search"), seed=0, costs=Costs(),
+                     periods_per_year=PPY)
     with pytest.raises(MaestroError, match="window"):
-        search_split(bars, s, 100, 5000, parse_section(SearchConfig, {"n_trials": 3}, "search"), seed=0, costs=Costs(), periods_per_year=PPY)
+        search_split(bars, s, 100, 5000, parse_section(SearchConfig, {"n_trials": 3}, "search"), seed=0, costs=Costs(),
+                     periods_per_year=PPY)

@@ -76,25 +76,30 @@ def test_ledger_holds_every_trial_and_daily_returns_of_every_completed_trial(bar
         i0, i1 = np.searchsorted(ts, [s.train_start, s.train_end])
         ref = evaluate(pdf, get_strategy("ema_cross"), json.loads(pick["params"]), int(i0), int(i1), COSTS)
         daily = d.filter(pl.col("trial") == pick["trial"])["return"].to_numpy()
-        assert np.prod(1 + daily) - 1 == pytest.approx(float(np.prod(1 + ref.returns.to_numpy()) - 1), rel=1e-9, abs=1e-12)
+        assert np.prod(1 + daily) - 1 == pytest.approx(float(np.prod(1 + ref.returns.to_numpy()) - 1), rel=1e-9,
+                                                       abs=1e-12)
         assert pick["sharpe"] == pytest.approx(compute_metrics(ref.returns, PPY, ref.trades)["sharpe"], rel=1e-9)
         assert pick["n_trades"] == ref.n_trades
 
 
 def test_one_more_month_of_data_recomputes_only_the_new_split():
     wf = WalkForwardConfig(train="40d", test="30d", n_splits=3)
-    old, new = synthetic_bars(START, START + 150 * DAY_MS, seed=11), synthetic_bars(START, START + 180 * DAY_MS, seed=11)  # one more month = one more 30-day test window on the calendar grid
+    # one more month = one more 30-day test window on the calendar grid
+    old, new = (synthetic_bars(START, START + 150 * DAY_MS, seed=11),
+                synthetic_bars(START, START + 180 * DAY_MS, seed=11))
     s_old, _ = make_splits(old, "1h", wf)
     s_new, _ = make_splits(new, "1h", wf)
     assert [s.test_start for s in s_new[:-1]] == [s.test_start for s in s_old[1:]]
     first = optimize_splits(old, s_old, "ema_cross", search(), COSTS, "1h", workers=1)
-    second = optimize_splits(new, s_new, "ema_cross", search(), COSTS, "1h", first.params, first.ledger, first.daily, workers=1)
+    second = optimize_splits(new, s_new, "ema_cross", search(), COSTS, "1h", first.params, first.ledger, first.daily,
+                             workers=1)
     assert (second.reused, second.computed) == (len(s_new) - 1, 1)
     assert second.params["params"].to_list()[:-1] == first.params["params"].to_list()[1:]
     assert second.ledger.height == len(s_new) * 12  # reused splits bring their ledger rows along
     assert second.daily.filter(pl.col("split") == 0).height == first.daily.filter(pl.col("split") == 1).height
     # a change to the search settings invalidates every split
-    third = optimize_splits(new, s_new, "ema_cross", search(n_trials=13), COSTS, "1h", second.params, second.ledger, second.daily, workers=1)
+    third = optimize_splits(new, s_new, "ema_cross", search(n_trials=13), COSTS, "1h", second.params, second.ledger,
+                            second.daily, workers=1)
     assert (third.reused, third.computed) == (0, len(s_new))
 
 
@@ -106,16 +111,21 @@ class Impossible(EmaCross):
 def test_an_unsatisfiable_space_fails_with_a_clear_message(bars):
     pdf = to_pandas_bars(bars)
     with pytest.raises(MaestroError, match="no feasible parameter set among 8 trials of 'impossible_cross'"):
-        search_split(pdf, Impossible(), 1000, 2000, parse_section(SearchConfig, {"n_trials": 8}, "search"), seed=1, costs=COSTS, periods_per_year=PPY)
+        search_split(pdf, Impossible(), 1000, 2000, parse_section(SearchConfig, {"n_trials": 8}, "search"), seed=1,
+                     costs=COSTS, periods_per_year=PPY)
 
 
 def test_random_and_grid_samplers(bars):
     pdf = to_pandas_bars(bars)
     s = get_strategy("ema_cross")
-    rnd = search_split(pdf, s, 1000, 2000, parse_section(SearchConfig, {"n_trials": 10, "sampler": "random"}, "search"), seed=3, costs=COSTS, periods_per_year=PPY)
-    again = search_split(pdf, s, 1000, 2000, parse_section(SearchConfig, {"n_trials": 10, "sampler": "random"}, "search"), seed=3, costs=COSTS, periods_per_year=PPY)
+    rnd = search_split(pdf, s, 1000, 2000, parse_section(SearchConfig, {"n_trials": 10, "sampler": "random"}, "search"),
+                       seed=3, costs=COSTS, periods_per_year=PPY)
+    again = search_split(pdf, s, 1000, 2000,
+                         parse_section(SearchConfig, {"n_trials": 10, "sampler": "random"}, "search"),
+                         seed=3, costs=COSTS, periods_per_year=PPY)
     assert rnd.ledger["params"].tolist() == again.ledger["params"].tolist()
-    grid = search_split(pdf, s, 1000, 2000, parse_section(SearchConfig, {"n_trials": 30, "sampler": "grid"}, "search"), seed=3, costs=COSTS, periods_per_year=PPY)
+    grid = search_split(pdf, s, 1000, 2000, parse_section(SearchConfig, {"n_trials": 30, "sampler": "grid"}, "search"),
+                        seed=3, costs=COSTS, periods_per_year=PPY)
     pts = [tuple(sorted(json.loads(p).items())) for p in grid.ledger["params"]]
     assert len(set(pts)) == len(pts) == 30  # a grid never repeats a point
     assert all(p["fast"] in range(2, 61) and p["slow"] in range(10, 241) for p in map(dict, pts))
@@ -135,7 +145,8 @@ def test_selection_rules_on_a_hand_checked_matrix():
     # trials x (sharpe, vwr)
     v = np.array([[2.0, 0.1], [1.5, 1.5], [0.5, 2.0], [1.0, 1.0], [2.0, 0.05]])
     assert select_trial(v[:, :1], "pareto") == 0  # one objective: the largest (first on ties)
-    # ranks (1 = best, ties averaged): sharpe [1.5, 3, 5, 4, 1.5]; vwr [4, 2, 1, 3, 5] -> averages [2.75, 2.5, 3, 3.5, 3.25]
+    # ranks (1 = best, ties averaged): sharpe [1.5, 3, 5, 4, 1.5]; vwr [4, 2, 1, 3, 5]
+    # -> averages [2.75, 2.5, 3, 3.5, 3.25]
     assert select_trial(v, "rank") == 1
     # Pareto front: rows 0, 1, 2 (3 is dominated by 1, 4 by 0); best average rank in it: row 1
     assert select_trial(v, "pareto") == 1
@@ -146,7 +157,10 @@ def test_selection_rules_on_a_hand_checked_matrix():
 
 def test_multi_objective_search_picks_from_the_pareto_front(bars):
     pdf = to_pandas_bars(bars)
-    res = search_split(pdf, get_strategy("ema_cross"), 1000, 2200, parse_section(SearchConfig, {"n_trials": 20, "objective": ("sharpe", "vwr"), "selection": "pareto"}, "search"), seed=4, costs=COSTS, periods_per_year=PPY)
+    res = search_split(pdf, get_strategy("ema_cross"), 1000, 2200,
+                       parse_section(SearchConfig, {"n_trials": 20, "objective": ("sharpe", "vwr"),
+                                                    "selection": "pareto"}, "search"),
+                       seed=4, costs=COSTS, periods_per_year=PPY)
     led = res.ledger[res.ledger["state"] == "COMPLETE"]
     vals = np.array([json.loads(x) for x in led["values"]])
     pick = vals[led["selected"].to_numpy()][0]
@@ -157,7 +171,9 @@ def test_multi_objective_search_picks_from_the_pareto_front(bars):
 def test_wilcoxon_pruner_scores_the_mean_fold_and_prunes(bars):
     pdf = to_pandas_bars(bars)
     s = get_strategy("ema_cross")
-    res = search_split(pdf, s, 1000, 3000, parse_section(SearchConfig, {"n_trials": 40, "pruner": "wilcoxon", "folds": 4}, "search"), seed=2, costs=COSTS, periods_per_year=PPY)
+    res = search_split(pdf, s, 1000, 3000,
+                       parse_section(SearchConfig, {"n_trials": 40, "pruner": "wilcoxon", "folds": 4}, "search"),
+                       seed=2, costs=COSTS, periods_per_year=PPY)
     led = res.ledger
     assert (led["note"].str.startswith("pruned by Wilcoxon")).sum() >= 1
     done = led[led["state"] == "COMPLETE"].iloc[0]
@@ -183,7 +199,8 @@ def test_warm_start_enqueues_the_previous_split_pick(bars):
 def test_studies_persist_to_sqlite_and_open_in_optuna_dashboard(bars, tmp_path):
     url = f"sqlite:///{tmp_path}/optuna/studies.db"
     splits, _ = make_splits(bars, "1h", WF)
-    out = optimize_splits(bars, splits[:2], "ema_cross", search(), COSTS, "1h", workers=1, storage_url=url, study_prefix="x/ema/")
+    out = optimize_splits(bars, splits[:2], "ema_cross", search(), COSTS, "1h", workers=1, storage_url=url,
+                          study_prefix="x/ema/")
     assert out.persisted == 2
     names = sorted(optuna.get_all_study_names(url))
     assert names == sorted(f"x/ema/split{r['split']}-{r['fingerprint']}" for r in out.params.iter_rows(named=True))
@@ -192,8 +209,10 @@ def test_studies_persist_to_sqlite_and_open_in_optuna_dashboard(bars, tmp_path):
     assert st.user_attrs["settings"]["seed"] == out.params["seed"][0]
     assert st.user_attrs["settings"]["sampler"] == "tpe" and "optuna" in st.user_attrs["libraries"]
     led0 = out.ledger.filter(pl.col("split") == 0).sort("trial")
-    assert [t.value for t in st.trials if t.value is not None] == [v for v in led0["value"].to_list() if v is not None and v == v]
-    again = optimize_splits(bars, splits[:2], "ema_cross", search(), COSTS, "1h", workers=1, storage_url=url, study_prefix="x/ema/")
+    assert [t.value for t in st.trials if t.value is not None] == [v for v in led0["value"].to_list()
+                                                                   if v is not None and v == v]
+    again = optimize_splits(bars, splits[:2], "ema_cross", search(), COSTS, "1h", workers=1, storage_url=url,
+                            study_prefix="x/ema/")
     assert again.persisted == 0  # same fingerprints: already there
 
     import optuna_dashboard

@@ -55,7 +55,8 @@ def hand(r: list[float], ppy: float) -> dict[str, float]:
     }
 
 
-@pytest.mark.parametrize(("n", "seed", "freq", "ppy"), [(2000, 1, "h", 8760.0), (500, 2, "D", 365.0), (97, 3, "4h", 2190.0)])
+@pytest.mark.parametrize(("n", "seed", "freq", "ppy"),
+                         [(2000, 1, "h", 8760.0), (500, 2, "D", 365.0), (97, 3, "4h", 2190.0)])
 def test_against_quantstats_and_hand(n, seed, freq, ppy):
     r = sample_returns(n, seed, freq)
     m = compute_metrics(r, ppy)
@@ -236,7 +237,8 @@ def test_vwr_equals_backtrader_hourly(seed, drift):
     assert backtrader_vwr(eq, eq[0], tau=2.0, sdev_max=0.2) == pytest.approx(want2, rel=1e-9, abs=1e-12)
 
 
-@pytest.mark.parametrize(("freq", "ppy", "tf", "timeframe"), [("D", 365.0, "Days", "1d"), ("W-MON", 365 / 7, "Weeks", "1w")])
+@pytest.mark.parametrize(("freq", "ppy", "tf", "timeframe"),
+                         [("D", 365.0, "Days", "1d"), ("W-MON", 365 / 7, "Weeks", "1w")])
 def test_vwr_equals_backtrader_daily_and_weekly(freq, ppy, tf, timeframe):
     """Daily bars use Backtrader's tann = 252 (not 365), weekly 52."""
     import backtrader as bt

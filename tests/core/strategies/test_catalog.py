@@ -315,7 +315,8 @@ def test_indicator_kernels_match_independent_references():
     np.testing.assert_allclose(ind.rsi(c.to_numpy(), 14), vbt.RSI.run(c, 14).rsi.to_numpy(), rtol=1e-9)
     tr = pd.concat([h - lo, (h - c.shift()).abs(), (lo - c.shift()).abs()], axis=1).max(axis=1, skipna=False)
     np.testing.assert_allclose(ind.atr(h, lo, c, 14), tr.rolling(14).mean(), rtol=1e-10)
-    np.testing.assert_allclose(ind.ema(c, 9), c.ewm(span=9, adjust=False).mean().where(np.arange(len(c)) >= 8), rtol=1e-12)
+    np.testing.assert_allclose(ind.ema(c, 9), c.ewm(span=9, adjust=False).mean().where(np.arange(len(c)) >= 8),
+                               rtol=1e-12)
     # finite windows are bit-identical whatever bar the history starts at
     for f in (lambda x: ind.sma(x, 30), lambda x: ind.mstd(x, 30), lambda x: ind.rsi(x, 14)):
         whole, part = f(c.to_numpy()), f(c.to_numpy()[700:])

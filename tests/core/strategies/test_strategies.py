@@ -319,7 +319,8 @@ def test_no_look_ahead(name):
             np.testing.assert_array_equal(a[: t + 1], c)
         checked += int(full.long_entries[: t + 1].sum() + full.short_entries[: t + 1].sum())
         if t < 698:  # the mutation really changes later signals, so the check above has teeth
-            assert any(not np.array_equal(a[t + 1 :], b[t + 1 :]) for a, b in zip(full.arrays(), after.arrays(), strict=True))
+            assert any(not np.array_equal(a[t + 1 :], b[t + 1 :])
+                       for a, b in zip(full.arrays(), after.arrays(), strict=True))
     assert checked > 0
 
 

@@ -88,7 +88,8 @@ def test_first_day_is_whole():
 
 def test_too_little_data_is_a_clear_error():
     # train 40d + test 10d from 2025-01-01 needs data to 2025-02-20: 50 days; 45 are there
-    with pytest.raises(MaestroError, match=r"not enough data for one walk-forward split: need about 50 days .*2025-02-20"):
+    with pytest.raises(MaestroError,
+                       match=r"not enough data for one walk-forward split: need about 50 days .*2025-02-20"):
         _splits(45)
     with pytest.raises(MaestroError, match="not enough data"):
         plan_splits(hourly(START, START + 45 * DAY_MS), None, "1h", wf({"train": "40d", "test": "10d"}))
@@ -116,7 +117,8 @@ def test_calendar_months_are_the_real_months():
     assert [s.train_start for s in sp] == [ms(2024, 11, 1), ms(2024, 12, 1), ms(2025, 1, 1)]
     assert [s.train_end for s in sp] == [s.test_start for s in sp]
     # data starting mid-month: origin is the next whole day (Nov 16), + 3 months = Feb 16, snapped to Mar 1
-    late = plan_splits(hourly(ms(2024, 11, 15, 5), ms(2025, 5, 1)), None, "1h", wf({"train": "3M", "test": "1M", "n_splits": 10}))
+    late = plan_splits(hourly(ms(2024, 11, 15, 5), ms(2025, 5, 1)), None, "1h",
+                       wf({"train": "3M", "test": "1M", "n_splits": 10}))
     assert [s.test_start for s in late] == [ms(2025, 3, 1), ms(2025, 4, 1)]
     assert late[0].train_start == ms(2024, 12, 1) >= ms(2024, 11, 16)
 
@@ -137,13 +139,15 @@ def test_step_longer_than_test_leaves_gaps_and_month_step_with_short_test():
     # test k starts at day 30 + 15k and needs 10 days: 40 + 15k <= 120 -> k = 0..5
     assert [(s.test_start - START) // DAY_MS for s in sp] == [30, 45, 60, 75, 90, 105]
     assert all(s.test_end - s.test_start == 10 * DAY_MS for s in sp)
-    weekly = plan_splits(hourly(ms(2025, 1, 1), ms(2025, 6, 1)), None, "1h", wf({"train": "30d", "test": "7d", "step": "1M", "n_splits": 9}))
+    weekly = plan_splits(hourly(ms(2025, 1, 1), ms(2025, 6, 1)), None, "1h",
+                         wf({"train": "30d", "test": "7d", "step": "1M", "n_splits": 9}))
     assert [(s.test_start, s.test_end) for s in weekly] == [(ms(2025, m, 1), ms(2025, m, 8)) for m in (2, 3, 4, 5)]
 
 
 def test_step_shorter_than_test_is_refused():
     ts = hourly(START, START + 200 * DAY_MS)
-    with pytest.raises(MaestroError, match=r"^maestro.yaml: walk_forward: step 20d is shorter than test 30d: test windows would overlap"):
+    with pytest.raises(MaestroError, match=r"^maestro.yaml: walk_forward: step 20d is shorter than test 30d: "
+                                           r"test windows would overlap"):
         plan_splits(ts, None, "1h", wf({"train": "40d", "test": "30d", "step": "20d"}))
     with pytest.raises(MaestroError, match="step 1M is shorter than test 2M"):
         plan_splits(ts, None, "1h", wf({"train": "40d", "test": "2M", "step": "1M"}))
@@ -175,14 +179,16 @@ def test_unknown_unit_and_bad_lengths_are_one_line_errors():
 # ---------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("purge, gap", [(24, 24 * HOUR_MS), ("36h", 36 * HOUR_MS), ("2d", 2 * DAY_MS)])
 def test_purge_gap_is_exact(purge, gap):
-    sp = plan_splits(hourly(START, START + 200 * DAY_MS), None, "1h", wf({"train": "40d", "test": "10d", "purge": purge, "n_splits": 5}))
+    sp = plan_splits(hourly(START, START + 200 * DAY_MS), None, "1h",
+                     wf({"train": "40d", "test": "10d", "purge": purge, "n_splits": 5}))
     _check_basic(sp)
     for s in sp:
         assert s.test_start - s.train_end == gap and s.train_end - s.train_start == 40 * DAY_MS
 
 
 def test_purge_in_months():
-    sp = plan_splits(hourly(ms(2024, 1, 1), ms(2024, 9, 1)), None, "1h", wf({"train": "2M", "test": "1M", "purge": "1M", "n_splits": 3}))
+    sp = plan_splits(hourly(ms(2024, 1, 1), ms(2024, 9, 1)), None, "1h",
+                     wf({"train": "2M", "test": "1M", "purge": "1M", "n_splits": 3}))
     # first test: Jan 1 + 2M + 1M = Apr 1; the last three complete tests are Jun, Jul, Aug
     assert [(s.train_start, s.train_end, s.test_start) for s in sp] == [
         (ms(2024, 3, 1), ms(2024, 5, 1), ms(2024, 6, 1)),
@@ -191,7 +197,8 @@ def test_purge_in_months():
 
 
 def test_embargo_zones_by_hand():
-    sp = plan_splits(hourly(START, START + 200 * DAY_MS), None, "1h", wf({"train": "40d", "test": "10d", "embargo": "2d", "n_splits": 16}))
+    sp = plan_splits(hourly(START, START + 200 * DAY_MS), None, "1h",
+                     wf({"train": "40d", "test": "10d", "embargo": "2d", "n_splits": 16}))
     # test k starts at day 40 + 10k (k = 0..15); earlier test ends inside split k's train [t-40d, t) are
     # t-40d (k >= 5), t-30d (k >= 4), t-20d (k >= 3), t-10d (k >= 2); each excludes the next 2 days
     assert len(sp) == 16
@@ -202,10 +209,12 @@ def test_embargo_zones_by_hand():
 
 
 def test_embargo_zones_touching_are_merged_and_anchored_lists_all():
-    sp = plan_splits(hourly(START, START + 200 * DAY_MS), None, "1h", wf({"train": "40d", "test": "10d", "embargo": "10d", "n_splits": 3}))
+    sp = plan_splits(hourly(START, START + 200 * DAY_MS), None, "1h",
+                     wf({"train": "40d", "test": "10d", "embargo": "10d", "n_splits": 3}))
     for s in sp:  # zones [t-40d, t-30d), ..., [t-10d, t) touch: one zone covering the whole train window
         assert s.exclude == ((s.train_start, s.train_end),)
-    anch = plan_splits(hourly(START, START + 100 * DAY_MS), None, "1h", wf({"train": "40d", "test": "10d", "embargo": "1d", "scheme": "anchored", "n_splits": 6}))
+    anch = plan_splits(hourly(START, START + 100 * DAY_MS), None, "1h",
+                       wf({"train": "40d", "test": "10d", "embargo": "1d", "scheme": "anchored", "n_splits": 6}))
     # tests start at day 40..90; split k's train [0, 40 + 10k) holds the ends of tests 0..k-2 at day 50, 60, ...
     for k, s in enumerate(anch):
         assert list(s.exclude) == [(START + d * DAY_MS, START + (d + 1) * DAY_MS) for d in range(50, 40 + 10 * k, 10)]
@@ -214,7 +223,8 @@ def test_embargo_zones_touching_are_merged_and_anchored_lists_all():
 @pytest.mark.parametrize("scheme", ["rolling", "anchored"])
 def test_no_train_bar_inside_an_earlier_embargo_zone(scheme):
     ts = hourly(START, START + 150 * DAY_MS)
-    sp = plan_splits(ts, None, "1h", wf({"train": "30d", "test": "7d", "step": "8d", "embargo": "3d", "purge": "12h", "scheme": scheme, "n_splits": 40}))
+    sp = plan_splits(ts, None, "1h", wf({"train": "30d", "test": "7d", "step": "8d", "embargo": "3d", "purge": "12h",
+                                         "scheme": scheme, "n_splits": 40}))
     _check_basic(sp)
     for i, s in enumerate(sp):
         train = ts[(ts >= s.train_start) & (ts < s.train_end)]
@@ -254,11 +264,13 @@ def test_parts_mode_by_hand():
     assert [(s.train_start, s.train_end, s.test_start, s.test_end) for s in sp] == [
         (o, o + 40 * h, o + 40 * h, o + 60 * h), (o + 20 * h, o + 60 * h, o + 60 * h, o + 80 * h),
         (o + 40 * h, o + 80 * h, o + 80 * h, o + 100 * h)]
-    sp2 = plan_splits(ts, None, "1h", wf({"mode": "parts", "n_splits": 2, "train_parts": 3, "test_parts": 2, "purge": 2, "scheme": "anchored"}))
+    sp2 = plan_splits(ts, None, "1h", wf({"mode": "parts", "n_splits": 2, "train_parts": 3, "test_parts": 2, "purge": 2,
+                                          "scheme": "anchored"}))
     # K = 2*2 + 3 = 7 parts of floor(103 / 7) = 14 h; split i tests on parts [2i+3, 2i+5); purge 2 bars
     assert [(s.train_start, s.train_end, s.test_start, s.test_end) for s in sp2] == [
         (o, o + 40 * h, o + 42 * h, o + 70 * h), (o, o + 68 * h, o + 70 * h, o + 98 * h)]
-    with pytest.raises(MaestroError, match="not enough data for 200 splits in parts mode: 202 parts need at least 202 bars"):
+    with pytest.raises(MaestroError,
+                       match="not enough data for 200 splits in parts mode: 202 parts need at least 202 bars"):
         plan_splits(ts, None, "1h", wf({"mode": "parts", "n_splits": 200}))
 
 
@@ -363,7 +375,8 @@ def test_config_new_fields_and_one_line_errors():
         "scheme": "adaptive", "train": "6M", "test": "1M", "step": "2M", "embargo": "2d", "purge": 12, "n_splits": 3}))
     wf = cfg.walk_forward
     assert (wf.scheme, wf.step, wf.embargo, wf.mode) == ("adaptive", "2M", "2d", "calendar")
-    parts = parse_config(small_config("lake", walk_forward={"mode": "parts", "n_splits": 10, "train_parts": 2, "test_parts": 1}))
+    parts = parse_config(small_config("lake", walk_forward={"mode": "parts", "n_splits": 10, "train_parts": 2,
+                                                            "test_parts": 1}))
     assert parts.walk_forward.train_parts == 2
     assert WalkForwardConfig().embargo == 0 and WalkForwardConfig().step is None
     for bad, msg in [

@@ -246,15 +246,19 @@ class _Handler(BaseHTTPRequestHandler):
                 pass
             return
         if fault == "429":
-            return self._send(429, b'{"code":-1003,"msg":"Too many requests; current limit is 6000 request weight per 1 MINUTE."}', extra={"Retry-After": "1"})
+            return self._send(429, b'{"code":-1003,"msg":"Too many requests; current limit is 6000 request weight '
+                                   b'per 1 MINUTE."}', extra={"Retry-After": "1"})
         if fault == "418":
-            return self._send(418, b'{"code":-1003,"msg":"Way too many requests; IP banned until 1700000000000."}', extra={"Retry-After": "1"})
+            return self._send(418, b'{"code":-1003,"msg":"Way too many requests; IP banned until 1700000000000."}',
+                              extra={"Retry-After": "1"})
         if fault == "500":
             return self._error(500, -1000, "An unknown error occured while processing the request.")
         if fault == "503":
-            return self._send(503, b"<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>", "text/html")
+            return self._send(503, b"<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>",
+                              "text/html")
         if fault == "html":
-            return self._send(200, b"<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>checking your browser</body></html>", "text/html; charset=UTF-8")
+            return self._send(200, b"<!DOCTYPE html><html><head><title>Just a moment...</title></head>"
+                                   b"<body>checking your browser</body></html>", "text/html; charset=UTF-8")
         if fault == "slow":
             time.sleep(si.slow_s)
         try:
@@ -278,7 +282,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/fapi/v1/exchangeInfo":
             return 200, self._exchange_info(perpetual=True)
         if path == "/dapi/v1/exchangeInfo":
-            return 200, {"timezone": "UTC", "serverTime": si.now_ms, "rateLimits": [], "exchangeFilters": [], "symbols": []}
+            return 200, {"timezone": "UTC", "serverTime": si.now_ms, "rateLimits": [], "exchangeFilters": [],
+                         "symbols": []}
         if path in ("/api/v3/klines", "/fapi/v1/klines"):
             return self._klines(q, perpetual=path.startswith("/fapi"))
         if path == "/fapi/v1/fundingRate":
@@ -297,7 +302,8 @@ class _Handler(BaseHTTPRequestHandler):
             if lst.perpetual != perpetual:
                 continue
             filters = [
-                {"filterType": "PRICE_FILTER", "minPrice": "0.00000001", "maxPrice": "1000000", "tickSize": "0.00000001"},
+                {"filterType": "PRICE_FILTER", "minPrice": "0.00000001", "maxPrice": "1000000",
+                 "tickSize": "0.00000001"},
                 {"filterType": "LOT_SIZE", "minQty": "0.00001", "maxQty": "9000000", "stepSize": "0.00001"},
             ]
             if perpetual:
@@ -339,7 +345,8 @@ class _Handler(BaseHTTPRequestHandler):
         out = []
         for ts, o, h, low, c, v in rows.tolist():
             t = int(ts)
-            out.append([t, _f(o), _f(h), _f(low), _f(c), _f(v), t + step - 1, _f(v * c), 100, _f(v / 2), _f(v * c / 2), "0"])
+            out.append([t, _f(o), _f(h), _f(low), _f(c), _f(v), t + step - 1, _f(v * c), 100, _f(v / 2),
+                        _f(v * c / 2), "0"])
         return 200, out
 
     def _funding_rows(self, lst: Listing, lo: int, hi: int) -> list[tuple[int, float]]:
@@ -359,7 +366,8 @@ class _Handler(BaseHTTPRequestHandler):
         rows, limit = si._window(lambda a, b: self._funding_rows(lst, a, b), FUNDING_MS, q, 100, 1000)
         if rows is None:
             return 400, {"code": -1130, "msg": f"Data sent for parameter 'limit' is not valid. ({limit})"}
-        return 200, [{"symbol": lst.market_id, "fundingTime": t, "fundingRate": f"{r:.8f}", "markPrice": "1.0"} for t, r in rows]
+        return 200, [{"symbol": lst.market_id, "fundingTime": t, "fundingRate": f"{r:.8f}", "markPrice": "1.0"}
+                     for t, r in rows]
 
     def _open_interest(self, q: dict):
         si = self.standin
@@ -376,7 +384,8 @@ class _Handler(BaseHTTPRequestHandler):
             t = first + (-first) % step
             out = []
             while t <= min(hi, si.now_ms):
-                oi = 1e6 * (1.0 + 0.5 * _unit_hash("oi", lst.symbol, t // (6 * 3_600_000)) + 0.01 * _unit_hash("oi2", lst.symbol, t))
+                oi = 1e6 * (1.0 + 0.5 * _unit_hash("oi", lst.symbol, t // (6 * 3_600_000))
+                            + 0.01 * _unit_hash("oi2", lst.symbol, t))
                 out.append((t, oi))
                 t += step
             return out
@@ -384,5 +393,5 @@ class _Handler(BaseHTTPRequestHandler):
         rows, limit = si._window(rows_fn, step, q, 30, 500)
         if rows is None:
             return 400, {"code": -1130, "msg": f"Data sent for parameter 'limit' is not valid. ({limit})"}
-        return 200, [{"symbol": lst.market_id, "sumOpenInterest": f"{oi:.8f}", "sumOpenInterestValue": f"{oi * 1.5:.8f}",
-                      "timestamp": t} for t, oi in rows]
+        return 200, [{"symbol": lst.market_id, "sumOpenInterest": f"{oi:.8f}",
+                      "sumOpenInterestValue": f"{oi * 1.5:.8f}", "timestamp": t} for t, oi in rows]
