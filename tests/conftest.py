@@ -1,32 +1,22 @@
-"""Shared fixtures: a small configuration on the embedded market with a pinned clock, and a temp lake."""
+"""Shared fixtures: a small configuration file, a temporary Dagster instance, the exchange stand-in.
+
+Helpers live in :mod:`tests.support`; this file holds fixtures only.
+"""
 
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import yaml
 
+from tests.support.config import small_config
+from tests.support.standin import StandIn, start
+
 os.environ.setdefault("MPLBACKEND", "Agg")
-
-#: A fixed "now" so every test sees the same market: 2026-09-10 12:00 UTC.
-NOW_MS = int(datetime(2026, 9, 10, 12, tzinfo=timezone.utc).timestamp() * 1000)
-
-
-def small_config(lake_root: str, **over) -> dict:
-    cfg = {
-        "lake_root": lake_root,
-        "instruments": [{"exchange": "synthetic", "symbol": "BTC/USDT", "timeframe": "1h", "start": "2026-04-01"}],
-        "strategies": ["ema_cross", "rsi"],
-        "walk_forward": {"scheme": "rolling", "train": "40d", "test": "20d", "n_splits": 3},
-        "search": {"n_trials": 6, "seed": 3, "objective": "sharpe"},
-        "costs": {"default": {"fee": 0.001, "slippage": 0.0005}},
-        "synthetic": {"seed": 11},
-    }
-    cfg.update(over)
-    return cfg
 
 
 @pytest.fixture
@@ -34,6 +24,27 @@ def config_file(tmp_path: Path) -> Path:
     p = tmp_path / "maestro.yaml"
     p.write_text(yaml.safe_dump(small_config("lake")))
     return p
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    """A fresh temporary Dagster instance (``dg.instance_for_test``)."""
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+@pytest.fixture
+def standin() -> Iterator[StandIn]:
+    """A fresh exchange stand-in with the synthetic listings (seed 7) and the tests' pinned clock."""
+    from maestro_pipeline.market import clear_market_cache
+
+    si = start()
+    clear_market_cache()
+    try:
+        yield si
+    finally:
+        si.close()
+        clear_market_cache()
 
 
 def pytest_collection_modifyitems(config, items):

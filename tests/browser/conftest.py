@@ -1,26 +1,17 @@
-"""Browser tests drive the real Dagster UI with Debian's chromium (``/usr/bin/chromium``) through Playwright.
-
-Playwright's own browser download is never used (``playwright install`` needs the network): the tests launch the
-system chromium, and fail (not skip) when it is missing, naming the apt command that installs it.
-"""
+"""Browser tests drive the real Dagster UI with Debian's chromium through Playwright (see
+:mod:`tests.support.browser`)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+import pytest
 
-#: The system chromium (override with ``$MAESTRO_CHROMIUM``).
-CHROMIUM = Path(os.environ.get("MAESTRO_CHROMIUM", "/usr/bin/chromium"))
-
-#: Flags for a headless chromium on a closed network, running as root.
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
+from tests.support import ROOT
 
 
+@pytest.fixture(scope="session")
 def screenshot_dir() -> Path:
     """Where screenshots go: ``$MAESTRO_SCREENSHOT_DIR`` or ``artifacts/screenshots`` (git-ignored)."""
     d = Path(os.environ.get("MAESTRO_SCREENSHOT_DIR") or ROOT / "artifacts" / "screenshots")

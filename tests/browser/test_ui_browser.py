@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -21,8 +21,9 @@ import polars as pl
 import pytest
 import yaml
 
-from ..dagster_dev import dagster_dev, tail
-from .conftest import CHROMIUM, CHROMIUM_ARGS, ROOT, screenshot_dir
+from tests.support import ROOT
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.dagster_dev import dagster_dev, tail
 
 BIN = Path(sys.executable).parent
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -35,7 +36,7 @@ RUN_GRAPH = ("import sys; from pathlib import Path; from maestro_pipeline.cli im
 
 def _config(tmp: Path) -> Path:
     """One 4h instrument whose data ends now (dagster dev uses the wall clock): 2 splits of 30d train + 15d test."""
-    start = (datetime.now(timezone.utc) - timedelta(days=70)).date()
+    start = (datetime.now(UTC) - timedelta(days=70)).date()
     cfg = {
         "lake_root": str(tmp / "lake"),
         "instruments": [{**INSTRUMENT, "start": start.isoformat()}],
@@ -52,7 +53,8 @@ def _config(tmp: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """Materialize the graph, start ``dagster dev`` on a free port; yield (base URL, partition key, lake root, dev log)."""
+    """Materialize the graph, start ``dagster dev`` on a free port; yield (base URL, partition key, lake root,
+    dev log)."""
     assert CHROMIUM.is_file(), (f"chromium not found at {CHROMIUM}: install it with "
                                 "`apt-get install -y chromium` (or set MAESTRO_CHROMIUM)")
     from assets.partitions import research_key
@@ -81,14 +83,14 @@ def served(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(served):
+def page(served, screenshot_dir):
     """The ``oos_reports`` partition page, loaded (metadata table visible), with a full-page screenshot saved."""
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
     base, key, _, log_path = served
     url = f"{base}/assets/oos_reports?view=partitions&partition={quote(key)}"
-    shot = screenshot_dir() / "oos_reports.png"
+    shot = screenshot_dir / "oos_reports.png"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -133,7 +135,7 @@ def test_oos_reports_page_shows_the_lakes_verdict(page, served):
     assert shown.split(":")[0] in VERDICT_RANK, f"{shown!r} does not start with a verdict word {sorted(VERDICT_RANK)}"
 
 
-def test_oos_reports_equity_chart_renders_as_png(page):
+def test_oos_reports_equity_chart_renders_as_png(page, screenshot_dir):
     _metadata_row(page, "equity_chart").get_by_text("[Show Markdown]").click()
     img = page.locator('img[src^="data:image/png;base64,"]').first
     img.wait_for(state="visible", timeout=30_000)
@@ -143,7 +145,7 @@ def test_oos_reports_equity_chart_renders_as_png(page):
     }""")
     page.wait_for_timeout(800)  # let the dialog's fade-in finish before the screenshot
     box = img.bounding_box()
-    shot = screenshot_dir() / "oos_reports_equity_chart.png"
+    shot = screenshot_dir / "oos_reports_equity_chart.png"
     page.screenshot(path=str(shot), full_page=True)
     print(f"\nequity chart screenshot: {shot}  image {info}")
     assert info["w"] > 100 and info["h"] > 50, f"the equity chart PNG did not decode: {info}"
@@ -151,7 +153,7 @@ def test_oos_reports_equity_chart_renders_as_png(page):
     assert box is not None and box["width"] > 100, f"the equity chart is not laid out on the page: {box}"
 
 
-def test_oos_reports_report_page_shows_verdict_and_every_chart(page):
+def test_oos_reports_report_page_shows_verdict_and_every_chart(page, screenshot_dir):
     page.keyboard.press("Escape")  # close the previous test's dialog, if open
     page.wait_for_timeout(500)
     _metadata_row(page, "report").get_by_text("[Show Markdown]").click()
@@ -164,7 +166,7 @@ def test_oos_reports_report_page_shows_verdict_and_every_chart(page):
         return {w: e.naturalWidth, alt: e.alt};
     }))""")
     page.wait_for_timeout(800)
-    shot = screenshot_dir() / "oos_reports_report.png"
+    shot = screenshot_dir / "oos_reports_report.png"
     page.screenshot(path=str(shot), full_page=True)
     print(f"\nreport screenshot: {shot}  images {decoded}")
     alts = " | ".join(d["alt"].lower() for d in decoded)

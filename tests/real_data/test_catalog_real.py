@@ -16,8 +16,7 @@ import pytest
 from maestro_pipeline.engine import Costs, evaluate
 from maestro_pipeline.schema import to_pandas_bars
 from maestro_pipeline.strategies import available_strategies, get_strategy
-
-from .conftest import load
+from tests.support.datasets import load
 
 pytestmark = pytest.mark.real_data
 

@@ -7,15 +7,14 @@ code: gaps, zero-volume bars, copied rows; the clean files must pass every rule.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import polars as pl
 import pytest
 
-from maestro_pipeline.quality import Policy, evaluate
 from maestro_pipeline.durations import month_bounds
-
-from .conftest import load
+from maestro_pipeline.quality import Policy, evaluate
+from tests.support.datasets import load
 
 pytestmark = pytest.mark.real_data
 
@@ -37,7 +36,7 @@ STRUCTURE = ("schema", "no_nulls", "sorted", "unique_timestamps", "aligned_to_gr
 
 
 def ms(text: str) -> int:
-    return int(datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp() * 1000)
+    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
 
 
 @pytest.mark.parametrize("name", sorted(GAPS))

@@ -12,13 +12,11 @@ import pytest
 import quantstats as qs
 
 from maestro_pipeline.engine import Costs, evaluate
-from maestro_pipeline.stats import backtrader_period_keys, backtrader_vwr, compute_metrics
 from maestro_pipeline.schema import to_pandas_bars
+from maestro_pipeline.stats import backtrader_period_keys, backtrader_vwr, compute_metrics
 from maestro_pipeline.strategies import get_strategy
-from tests.test_backtest import backtrader_replay
-from tests.test_metrics import backtrader_vwr_of
-
-from .conftest import load
+from tests.support.backtrader import backtrader_replay, backtrader_vwr_of
+from tests.support.datasets import load
 
 pytestmark = pytest.mark.real_data
 
@@ -32,7 +30,8 @@ def year_1h(datasets) -> pd.DataFrame:
 
 
 def one_year(bars: pd.DataFrame) -> tuple[int, int]:
-    return int(bars.index.searchsorted(pd.Timestamp("2023-01-01"))), int(bars.index.searchsorted(pd.Timestamp("2024-01-01")))
+    return (int(bars.index.searchsorted(pd.Timestamp("2023-01-01"))),
+            int(bars.index.searchsorted(pd.Timestamp("2024-01-01"))))
 
 
 @pytest.mark.parametrize("name", ["ema_cross", "bollinger"])

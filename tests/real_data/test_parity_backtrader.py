@@ -29,12 +29,11 @@ import pandas as pd
 import pytest
 
 from maestro_pipeline.engine import Costs, evaluate
-from maestro_pipeline.stats import compute_metrics
 from maestro_pipeline.schema import to_pandas_bars
+from maestro_pipeline.stats import compute_metrics
 from maestro_pipeline.strategies import available_strategies, get_strategy
-from tests.test_backtest import backtrader_replay, make_signal_trader, run_backtrader
-
-from .conftest import load
+from tests.support.backtrader import backtrader_replay, make_signal_trader, run_backtrader
+from tests.support.datasets import load
 
 pytestmark = pytest.mark.real_data
 
@@ -189,7 +188,7 @@ def test_replayed_signals_give_the_same_trades_and_equity(btceur, name):
     strat = backtrader_replay(history, sig, COSTS.fee, COSTS.slippage, trade_from=k0)
     assert len(strat.values) == len(history)
     np.testing.assert_allclose(res.equity.to_numpy(), np.array(strat.values[k0:]), rtol=1e-9, atol=0)
-    ours_trades = list(zip(res.trades["entry_time"], res.trades["direction"]))
+    ours_trades = list(zip(res.trades["entry_time"], res.trades["direction"], strict=True))
     theirs = [(history.index[i], d) for i, d in strat.entries]
     assert res.n_trades >= 20 and ours_trades == theirs
 
@@ -199,7 +198,8 @@ def test_independent_backtrader_strategy_agrees(btceur, name, record_property):
     history, k0, res, _, _ = ours(btceur, name)
     strat = run_backtrader(history, independent(name, k0), COSTS.fee, COSTS.slippage)
     assert len(strat.values) == len(history)
-    ours_trades = [(int(history.index.get_loc(t)), d) for t, d in zip(res.trades["entry_time"], res.trades["direction"])]
+    ours_trades = [(int(history.index.get_loc(t)), d)
+                   for t, d in zip(res.trades["entry_time"], res.trades["direction"], strict=True)]
     share = matched_share(ours_trades, strat.entries)
     m_ours = compute_metrics(res.returns, PPY)
     m_bt = compute_metrics(bt_returns(np.array(strat.values), k0, history.index), PPY)

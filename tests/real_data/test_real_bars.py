@@ -11,14 +11,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from maestro_pipeline.engine import Costs
 from maestro_pipeline.config import SearchConfig, WalkForwardConfig
-from maestro_pipeline.walkforward import make_splits
-from maestro_pipeline.search import optimize_splits
+from maestro_pipeline.engine import Costs
 from maestro_pipeline.evaluation import run_oos
 from maestro_pipeline.quality import check_bars, find_gaps
-
-from .conftest import load
+from maestro_pipeline.search import optimize_splits
+from maestro_pipeline.walkforward import make_splits
+from tests.support.datasets import load
 
 pytestmark = pytest.mark.real_data
 

@@ -9,18 +9,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
-import dagster as dg
 import polars as pl
 import pytest
 
 from maestro_pipeline.durations import month_bounds
-from maestro_pipeline.market import FileSource, read_bars_file
-from maestro_pipeline.market import clear_market_cache
-from tests.conftest import small_config
-from tests.standin import real_listing, start
-from tests.standin.graph import StandInGraph, checksum, materialization_metadata
+from maestro_pipeline.market import FileSource, clear_market_cache, read_bars_file
+from tests.support.config import ms, small_config
+from tests.support.standin import real_listing, start
+from tests.support.standin.graph import StandInGraph, checksum, materialization_metadata
 
 pytestmark = pytest.mark.real_data
 
@@ -61,23 +57,14 @@ def test_file_source_serves_a_month_of_the_bitvavo_csv(datasets):
     assert set(got["source"]) == {"file:bitvavo"}
 
 
-def _ms(*a) -> int:
-    return int(datetime(*a, tzinfo=timezone.utc).timestamp() * 1000)
-
-
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as inst:
-        yield inst
-
-
 def test_raw_candles_1h_real_bitvavo_through_ccxt(datasets, tmp_path, instance):
     twin = pl.read_parquet(datasets / "iaf_bitvavo_btceur_1h.parquet").select(OHLCV)
-    si = start([real_listing("BTC/EUR", "iaf_bitvavo_btceur_1h.parquet", datasets)], now_ms=_ms(2024, 5, 31, 23))
+    si = start([real_listing("BTC/EUR", "iaf_bitvavo_btceur_1h.parquet", datasets)], now_ms=ms(2024, 5, 31, 23))
     clear_market_cache()
     try:
         inst = {"exchange": "binance", "symbol": "BTC/EUR", "timeframe": "1h", "start": "2023-06-01"}
-        g = StandInGraph(tmp_path, instance, si, small_config(str(tmp_path / "lake"), instruments=[inst]), page_limit=100)
+        g = StandInGraph(tmp_path, instance, si, small_config(str(tmp_path / "lake"), instruments=[inst]),
+                         page_limit=100)
         for month in ("2023-06", "2023-07", "2023-08", "2024-05"):
             res = g.run(["raw_candles"], month, "binance.BTC_EUR.1h")
             lo, hi = month_bounds(month)

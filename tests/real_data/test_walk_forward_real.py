@@ -12,17 +12,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from maestro_pipeline.engine import Costs, evaluate
 from maestro_pipeline.config import RegimesConfig, SearchConfig, WalkForwardConfig
-from maestro_pipeline.engine import evaluate_fast
-from maestro_pipeline.evaluation import build_report_card
-from maestro_pipeline.search import optimize_splits
-from maestro_pipeline.walkforward import plan_research
-from maestro_pipeline.evaluation import run_oos
+from maestro_pipeline.engine import Costs, evaluate, evaluate_fast
+from maestro_pipeline.evaluation import build_report_card, run_oos
 from maestro_pipeline.schema import to_pandas_bars
+from maestro_pipeline.search import optimize_splits
 from maestro_pipeline.strategies import available_strategies, get_strategy
-
-from .conftest import load
+from maestro_pipeline.walkforward import plan_research
+from tests.support.datasets import load
 
 pytestmark = pytest.mark.real_data
 COSTS = Costs(0.001, 0.0005)
@@ -44,7 +41,8 @@ def test_search_kernel_equals_vectorbt_on_real_prices_for_every_strategy(dataset
                          (rng.uniform(p.low, p.high) if hasattr(p, "log") else p.choices[rng.integers(len(p.choices))]))
                      for k, p in s.space.items()}
             try:
-                params = s.check({**s.defaults, **{k: (v.item() if hasattr(v, "item") else v) for k, v in trial.items()}})
+                params = s.check({**s.defaults,
+                                  **{k: (v.item() if hasattr(v, "item") else v) for k, v in trial.items()}})
                 break
             except Exception:
                 continue
@@ -69,10 +67,12 @@ def test_walk_forward_and_report_card_on_real_hourly_candles(datasets):
     assert out.ledger.height == len(splits) * 20
     res = run_oos(bars, out.params, "ema_cross", COSTS, "1h", max_gap="2d")
     assert res.per_split.height == complete.height  # the live split never enters the OOS results
-    card = build_report_card(res, out.params, out.ledger, out.daily, to_pandas_bars(bars), get_strategy("ema_cross"), "real")
+    card = build_report_card(res, out.params, out.ledger, out.daily, to_pandas_bars(bars), get_strategy("ema_cross"),
+                             "real")
     s = card.summary
     assert 0.0 <= s["dsr"] <= 1.0 and 0.0 <= s["pbo"] <= 1.0
     assert s["dsr_n_trials"] == int(out.ledger.filter(pl.col("split").is_in(complete["split"].to_list()))
                                     .filter(pl.col("state") == "COMPLETE").height)
-    assert s["verdict"] in {"robust", "promising", "weak", "inconclusive", "overfit", "fails out of sample", "too few trades"}
+    assert s["verdict"] in {"robust", "promising", "weak", "inconclusive", "overfit", "fails out of sample",
+                            "too few trades"}
     assert json.loads(out.params.filter(pl.col("split") == live.split.index)["params"].item())
