@@ -43,11 +43,17 @@ def source(si, **over) -> CcxtSource:
     return CcxtSource("binance", **kw)
 
 
+#: For the tests that count pages and inject no fault: FAST's 400 ms timeout is shorter than a full garbage
+#: collection of the whole suite's process (over a second), and a retried page would be counted twice.
+NO_FAULT_TIMEOUT_MS = 10_000
+
+
 # ------------------------------------------------------------------ end to end through the asset graph
 
 
 def test_raw_candles_end_to_end_1h_and_1m_many_pages(tmp_path, instance, standin):
-    g = StandInGraph(tmp_path, instance, standin, cfg(str(tmp_path / "lake"), BTC_1H, BTC_1M), page_limit=100)
+    g = StandInGraph(tmp_path, instance, standin, cfg(str(tmp_path / "lake"), BTC_1H, BTC_1M), page_limit=100,
+                     timeout_ms=NO_FAULT_TIMEOUT_MS)
     res = g.run(["raw_candles"], "2026-08", SPOT_1H)
     got = g.lake.read_file("raw_candles", g.part(SPOT_1H, "2026-08"))
     want = reference("BTC/USDT", "1h", ms(2026, 8, 1), ms(2026, 9, 1))
@@ -80,7 +86,7 @@ def test_standin_serves_the_forming_bar_and_the_source_drops_it(standin):
 
 
 def test_incremental_refresh_appends_only_new_bars_and_is_idempotent(tmp_path, instance, standin):
-    g = StandInGraph(tmp_path, instance, standin, cfg(str(tmp_path / "lake"), BTC_1H))
+    g = StandInGraph(tmp_path, instance, standin, cfg(str(tmp_path / "lake"), BTC_1H), timeout_ms=NO_FAULT_TIMEOUT_MS)
     part = g.part(SPOT_1H, "2026-09")
     g.run(["raw_candles"], "2026-09", SPOT_1H)
     first = g.lake.read_file("raw_candles", part)
