@@ -6,8 +6,7 @@ import time
 
 import dagster as dg
 
-from maestro_pipeline.errors import MaestroError
-from maestro_pipeline.market import CcxtSource, FileSource, RetryPolicy, SyntheticMarket
+from maestro_pipeline.market import MarketSource, RetryPolicy, make_source
 
 
 class MarketDataResource(dg.ConfigurableResource):
@@ -37,25 +36,12 @@ class MarketDataResource(dg.ConfigurableResource):
         """The clock in Unix ms: pinned when ``now_ms`` is set, else the wall clock."""
         return self.now_ms if self.now_ms is not None else int(time.time() * 1000)
 
-    def source(self, exchange: str):
+    def source(self, exchange: str) -> MarketSource:
         """The source for an instrument's exchange part (``inst.exchange``)."""
-        if exchange == "synthetic":
-            return SyntheticMarket(seed=self.synthetic_seed, now_ms=self.now_ms)
-        if exchange.startswith("file_"):
-            if exchange not in self.files:
-                raise MaestroError(f"{exchange}: no file configured for this instrument (path: in maestro.yaml)")
-            return FileSource(self.files[exchange], name=exchange.removeprefix("file_"), now_ms=self.now_ms)
-        return CcxtSource(
-            exchange,
-            url_override=self.exchange_urls.get(exchange),
-            now_ms=self.now_ms,
-            retry=RetryPolicy(
-                max_attempts=self.retry_max_attempts,
-                base_delay_s=self.retry_base_delay_s,
-                max_delay_s=self.retry_max_delay_s,
-                max_total_s=self.retry_max_total_s,
-            ),
-            timeout_ms=self.timeout_ms,
-            rate_limit_ms=self.rate_limit_ms,
-            page_limit=self.page_limit,
+        return make_source(
+            exchange, synthetic_seed=self.synthetic_seed, now_ms=self.now_ms, files=self.files,
+            exchange_urls=self.exchange_urls,
+            retry=RetryPolicy(max_attempts=self.retry_max_attempts, base_delay_s=self.retry_base_delay_s,
+                              max_delay_s=self.retry_max_delay_s, max_total_s=self.retry_max_total_s),
+            timeout_ms=self.timeout_ms, rate_limit_ms=self.rate_limit_ms, page_limit=self.page_limit,
         )
