@@ -19,6 +19,10 @@ options ``run_backtest`` uses for all-in sizing (``size=inf``, ``size_type='amou
 * the trade count of ``get_exit_trades_nb`` (closed trades, a reversal closing one and opening another, plus
   the open one).
 
+All-in shorts carry a liquidation level (see :mod:`.risk`); this kernel watches it and gives up on the first bar
+that would reach it, so the caller reruns that backtest with the stop kernel (:mod:`.nb_stops`) — exact either way,
+and the common case (no level reached) never pays for stop logic.
+
 Equality with ``reference.run_backtest``/``evaluate`` (returns to 1e-10, identical trade counts) is what the engine
 tests check on randomized cases. :mod:`.fast` is the Python API over these kernels.
 """
@@ -28,7 +32,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["pack_nb", "sim_col_nb", "sim_grid_nb"]
+__all__ = ["add_nb", "is_close_nb", "is_close_or_less_nb", "is_less_nb", "pack_nb", "ruin_nb", "sim_codes_nb",
+           "sim_col_nb", "sim_grid_nb", "values_nb"]
 
 # vectorbt's tolerances (vectorbt.utils.math_) and from_signals defaults (vectorbt._settings["portfolio"])
 _REL_TOL = 1e-9
@@ -205,10 +210,24 @@ def execute_nb(kind, price, fee, slip, cash, pos, debt, free):
 
 
 @njit(cache=True)
-def orders_nb(open_w, codes, fee, slip, init_cash, ev_bar, ev_flow, ev_cash):
+def _reaches_nb(high_w, a, b, level):
+    """Any ``high_w[a:b]`` at or above ``level`` (less a 1e-9 margin that keeps rounding on the exact side)."""
+    bar = level * (1.0 - 1e-9)
+    for i in range(a, b):
+        if high_w[i] >= bar:
+            return True
+    return False
+
+
+@njit(cache=True)
+def orders_nb(open_w, codes, fee, slip, init_cash, ev_bar, ev_flow, ev_cash, high_w, q):
     """Pass 1, the simulation: fills of window bars ``1..m-1``, the signals of bar ``j - 1`` (``codes``, see
     :func:`pack_nb`) filling at bar ``j``. Stores each fill's bar, asset flow and cash flow as vectorbt's value pass
-    reads them from the order records; returns (number of fills, exit-trade count)."""
+    reads them from the order records; returns (number of fills, exit-trade count).
+
+    Liquidation watch (``q`` finite): while short, a bar after the short's fill whose high reaches
+    ``fill x (1 + q)`` would liquidate it (the stop kernel's rule); this kernel has no stops, so it returns
+    (-1, 0) at once and the caller runs the stop kernel instead. Until that bar the two kernels agree fill for fill."""
     m = open_w.shape[0]
     cash, pos, debt, free = init_cash, 0.0, 0.0, init_cash  # vectorbt's *_now
     in_trade = False  # get_exit_trades_nb over the fills
@@ -216,6 +235,9 @@ def orders_nb(open_w, codes, fee, slip, init_cash, ev_bar, ev_flow, ev_cash):
     ess = 0.0
     n_trades = 0
     n_ev = 0
+    watch = np.isfinite(q)
+    level = np.inf
+    since = 0  # first bar whose high the open short's level is checked on
     for k in range(m - 1):
         code = codes[k]
         if code == 0:
@@ -224,10 +246,18 @@ def orders_nb(open_w, codes, fee, slip, init_cash, ev_bar, ev_flow, ev_cash):
         if kind == 0:
             continue
         j = k + 1  # the fill bar
+        # the stop check of bar j comes before its fill: the open short must survive bars since..j
+        if watch and pos < 0 and _reaches_nb(high_w, since, j + 1, level):
+            return -1, 0
+        was_short = pos < 0
         filled, o_size, o_price, o_fees, o_buy, cash, pos, debt, free = execute_nb(
             kind, open_w[j], fee, slip, cash, pos, debt, free)
         if not filled:
             continue
+        if watch:
+            if pos < 0 and not was_short:
+                level = o_price * (1.0 + q)
+            since = j + 1
         signed = o_size if o_buy else -o_size
         ev_bar[n_ev] = j
         ev_flow[n_ev] = add_nb(0.0, signed)  # asset_flow_nb
@@ -249,15 +279,17 @@ def orders_nb(open_w, codes, fee, slip, init_cash, ev_bar, ev_flow, ev_cash):
             else:  # reversed: this trade closes, the opposite one opens with the rest
                 ess = o_size - ess
                 t_long = not t_long
+    if watch and pos < 0 and _reaches_nb(high_w, since, m, level):
+        return -1, 0
     if in_trade and is_less_nb(-ess, 0.0):
         n_trades += 1  # the open trade
     return n_ev, n_trades
 
 
 @njit(cache=True)
-def values_nb(open_w, close_w, rate_w, has_rate, init_cash, ev_bar, ev_flow, ev_cash, n_ev, out):
-    """Pass 2: ``assets_nb``/``cash_nb`` over the fills, value at each close, ``run_backtest``'s funding
-    (``-held_into * open * rate`` cumulated into the value) and the per-bar returns, into ``out``."""
+def values_nb(open_w, close_w, rate_w, has_rate, init_cash, ev_bar, ev_flow, ev_cash, n_ev, out, vals):
+    """Pass 2: ``assets_nb``/``cash_nb`` over the fills, value at each close (into ``vals``), ``run_backtest``'s
+    funding (``-held_into * open * rate`` cumulated into the value) and the per-bar returns, into ``out``."""
     m = open_w.shape[0]
     assets = 0.0
     pcash = init_cash
@@ -281,13 +313,15 @@ def values_nb(open_w, close_w, rate_w, has_rate, init_cash, ev_bar, ev_flow, ev_
                 payment = -held_into * open_w[i] * (0.0 if np.isnan(r) else r)
                 fund = (0.0 if payment == 0.0 else payment) + (fund if i > 0 else 0.0)
                 value = pcash + (close_w[i] * assets if assets != 0 else 0.0) + fund
-                out[i] = value / prev - 1.0
+                out[i] = value / prev - 1.0 if prev != 0.0 else 0.0  # an account at zero: see ruin_nb
+                vals[i] = value
                 prev = value
                 held_into = assets
         else:
             for i in range(j, stop):
                 value = pcash + (close_w[i] * assets if assets != 0 else 0.0)
-                out[i] = value / prev - 1.0
+                out[i] = value / prev - 1.0 if prev != 0.0 else 0.0  # an account at zero: see ruin_nb
+                vals[i] = value
                 prev = value
         if stop >= m:
             break
@@ -303,9 +337,23 @@ def values_nb(open_w, close_w, rate_w, has_rate, init_cash, ev_bar, ev_flow, ev_
             payment = -held_into * open_w[stop] * (0.0 if np.isnan(r) else r)
             fund = (0.0 if payment == 0.0 else payment) + fund
             value = value + fund
-        out[stop] = value / prev - 1.0
+        out[stop] = value / prev - 1.0 if prev != 0.0 else 0.0
+        vals[stop] = value
         prev = value
         j = stop + 1
+
+
+@njit(cache=True)
+def ruin_nb(vals, out):
+    """``exits.apply_ruin`` on the returns: from the first close at or below zero the equity is zero (that bar's
+    return -1, then 0). Returns that bar, or -1."""
+    for i in range(vals.shape[0]):
+        if not vals[i] > 0:
+            out[i] = -1.0 if i == 0 or vals[i - 1] > 0 else 0.0
+            for k in range(i + 1, vals.shape[0]):
+                out[k] = 0.0
+            return i
+    return -1
 
 
 @njit(cache=True)
@@ -319,28 +367,32 @@ def pack_nb(le, lx, se, sx, off, codes):
 
 
 @njit(cache=True)
-def sim_col_nb(open_w, close_w, rate_w, has_rate, le, lx, se, sx, sig_off, fee, slip, init_cash, out):
-    """One backtest of window bars ``0..m-1`` (window bar ``k``'s signals at ``le[sig_off + k]``...): returns
-    into ``out``, the exit-trade count returned."""
+def sim_codes_nb(open_w, high_w, close_w, rate_w, has_rate, codes, fee, slip, init_cash, q, out):
+    """One all-in backtest of window bars from packed signals: returns into ``out``; the exit-trade count, or -1
+    when an open short would reach its liquidation level (``q``: see :func:`orders_nb`; ``inf`` = unwatched)."""
     m = open_w.shape[0]
-    codes = np.empty(m, dtype=np.uint8)
-    pack_nb(le, lx, se, sx, sig_off, codes)
     ev_bar = np.empty(m, dtype=np.int64)
     ev_flow = np.empty(m)
     ev_cash = np.empty(m)
-    n_ev, n_trades = orders_nb(open_w, codes, fee, slip, init_cash, ev_bar, ev_flow, ev_cash)
-    values_nb(open_w, close_w, rate_w, has_rate, init_cash, ev_bar, ev_flow, ev_cash, n_ev, out)
+    n_ev, n_trades = orders_nb(open_w, codes, fee, slip, init_cash, ev_bar, ev_flow, ev_cash, high_w, q)
+    if n_ev < 0:
+        return -1
+    values_nb(open_w, close_w, rate_w, has_rate, init_cash, ev_bar, ev_flow, ev_cash, n_ev, out, np.empty(m))
     return n_trades
 
 
 @njit(cache=True)
-def sim_grid_nb(open_w, close_w, rate_w, has_rate, codes, dest, fee, slip, init_cash, out, n_trades):
-    """Row ``k`` of the (params x bars) signal codes -> row ``dest[k]`` of ``out``; single-threaded, in order."""
-    m = open_w.shape[0]
-    ev_bar = np.empty(m, dtype=np.int64)
-    ev_flow = np.empty(m)
-    ev_cash = np.empty(m)
-    for k in range(codes.shape[0]):
-        n_ev, n_trades[dest[k]] = orders_nb(open_w, codes[k], fee, slip, init_cash, ev_bar, ev_flow, ev_cash)
-        values_nb(open_w, close_w, rate_w, has_rate, init_cash, ev_bar, ev_flow, ev_cash, n_ev, out[dest[k]])
+def sim_col_nb(open_w, high_w, close_w, rate_w, has_rate, le, lx, se, sx, sig_off, fee, slip, init_cash, q, out):
+    """:func:`sim_codes_nb` of window bar ``k``'s signals at ``le[sig_off + k]``..."""
+    codes = np.empty(open_w.shape[0], dtype=np.uint8)
+    pack_nb(le, lx, se, sx, sig_off, codes)
+    return sim_codes_nb(open_w, high_w, close_w, rate_w, has_rate, codes, fee, slip, init_cash, q, out)
 
+
+@njit(cache=True)
+def sim_grid_nb(open_w, high_w, close_w, rate_w, has_rate, codes, fee, slip, init_cash, q, out, n_trades):
+    """:func:`sim_codes_nb` for every row of ``codes`` (one parameter set each) into the rows of ``out``;
+    ``n_trades[r] = -1`` marks a row the caller must run with the stop kernel."""
+    for r in range(codes.shape[0]):
+        n_trades[r] = sim_codes_nb(open_w, high_w, close_w, rate_w, has_rate, codes[r], fee, slip, init_cash, q,
+                                   out[r])

@@ -6,28 +6,37 @@ Execution model (what every number downstream means):
   one bar and ``price=open``. A signal on the last bar never fills.
 * Each fill pays ``slippage`` (buy at ``open * (1 + slippage)``, sell at ``open * (1 - slippage)``) and then
   ``fee`` on the filled notional, exactly as vectorbt's ``buy_nb``/``sell_nb`` do.
-* Sizing, ``size_fraction == 1`` (default): all-in. A long buys with all cash
-  (``cash / (price * (1 + fee))`` units); a short sells ``free_cash / (price * (1 + fee))`` units. An
-  opposite entry reverses in one order at the same open, which is arithmetically identical to closing and
-  re-opening all-in at that price (vectorbt ``size=inf``; checked against a hand-written reference in the
-  tests).
-* Sizing, ``size_fraction < 1``: ``size_type='percent'`` (that fraction of cash for a long, of free cash for a
-  short). vectorbt 1.2 refuses position *reversal* with percent sizing, so an opposite entry first closes
-  the position at ``open[t+1]`` and the new position opens at ``open[t+2]`` (unless another signal arrives
-  for that bar). This one-bar delay exists only for fractional sizing.
+* Sizing (``RiskSpec``, see :mod:`.risk`), all-in by default: a long buys with all cash
+  (``cash / (price * (1 + fee))`` units); a short sells ``free_cash / (price * (1 + fee))`` units; an opposite
+  entry reverses in one order at the same open, which is arithmetically identical to closing and re-opening all-in
+  at that price (vectorbt ``size=inf``; checked against a hand-written reference in the tests). A fraction of
+  equity, or the size that risks a fixed fraction at the stop, uses ``size_type='percent'`` (of cash for a long, of
+  free cash for a short); vectorbt refuses to *reverse* with percent sizing, so an opposite entry first closes at
+  ``open[t+1]`` and the new position opens at ``open[t+2]`` (unless another signal arrives for that bar).
 * Conflicting signals on one bar (entry and exit of one side, or long and short entries) are ignored
   (vectorbt's default ``'ignore'``); an entry while already in that direction does nothing (no pyramiding).
+* Stops (stop loss, take profit, trailing stop; a fraction of the entry price or a multiple of ATR) are vectorbt's
+  ``sl_stop``/``tp_stop``/``sl_trail`` measured from the entry fill price (``stop_entry_price='fillprice'``) and
+  checked against each bar's open, high and low: a stop touched by the bar's range fills at the stop price, or at
+  the open when the bar gaps through it (``stop_exit_price='stoplimit'``: no slippage, the fee is paid); when the
+  stop loss and the take profit are both touched in one bar, the stop loss is taken. Stops are armed after the
+  entry bar (the entry bar's own range is not checked) and a trailing stop follows the best high (long) / low
+  (short) of the bars after the entry, updated after each bar's check. A stop touched in a bar whose open also
+  fills a signal is taken first and that bar's signal is dropped (vectorbt processes one order per bar; this is
+  conservative for a stop loss, and for a take profit it can give a better price than the open exit the signal
+  asked for).
+* Margin and liquidation: a short is closed at its liquidation price (the maintenance margin of its notional left,
+  see :mod:`.risk`), at the open when the bar gaps through it, paying the fee. A gap so far through that the short
+  cannot be covered ruins the account: equity is zero from that close on and nothing trades any more
+  (:func:`.exits.apply_ruin`). Longs never borrow (at most 1x equity), so they are never liquidated.
+* Every trade records why it ended (``exit_reason``: signal, stop, target, trail, liquidation, end of data).
 * Equity is portfolio value marked at each bar's close; positions still open at the end are *not* closed
   (no exit costs charged) and show as ``status='open'`` trades marked at the last close.
 * Returns are simple per-bar returns of that equity: ``r[t] = equity[t] / equity[t-1] - 1`` with
   ``equity[-1] = init_cash``, so the first bar's return is 0 (nothing can fill on it).
 
-Leverage: vectorbt 1.2's ``from_signals`` cannot borrow cash (a long is bounded by cash, a short by free
-cash), so positions open at most at 1x equity (``size_fraction`` of it). ``max_leverage`` is validated
-(``0 < size_fraction <= max_leverage <= MAX_LEVERAGE == 1``; a larger value is refused with the reason) and
-the result reports ``peak_leverage``, the largest gross notional / equity at any close: a short that runs
-against you drifts above its entry leverage, and that is where it shows. Borrowing (``max_leverage > 1``)
-needs an engine with a margin account, which this one is not.
+The result reports ``peak_leverage``, the largest gross notional / equity at any close (a short that runs against
+you drifts above its entry leverage, and that is where it shows), the lowest equity and the liquidations.
 
 Funding (perpetuals): when ``bars`` has a ``funding_rate`` column, a non-zero, non-NaN ``funding_rate[t]``
 is a funding settlement at bar ``t``'s timestamp (its open). It is paid by the position held *into* that
@@ -52,11 +61,10 @@ from vectorbt.portfolio import nb as _portfolio_nb
 
 from ..errors import DataError, MaestroError
 from ..strategies import Signals, Strategy
+from .exits import EXIT_REASONS, apply_ruin, exit_reasons
+from .risk import NO_RISK, Costs, RiskSpec, plan_risk
 
-__all__ = ["Costs", "BacktestResult", "MAX_LEVERAGE", "TRADE_COLUMNS", "run_backtest", "evaluate", "index_freq"]
-
-#: The most gross exposure / equity a position can be opened with: vectorbt's cash accounting cannot borrow.
-MAX_LEVERAGE = 1.0
+__all__ = ["BacktestResult", "TRADE_COLUMNS", "evaluate", "index_freq", "run_backtest"]
 
 # vectorbt 1.2 declares its from_signals simulator ``@njit`` *without* ``cache=True``, so every new process
 # spent 10-17 s compiling it. Turning the numba disk cache on for it (stored under NUMBA_CACHE_DIR like the
@@ -80,21 +88,9 @@ TRADE_COLUMNS = (
     "pnl",
     "return",
     "status",
+    "exit_reason",
 )
 
-
-@dataclass(frozen=True)
-class Costs:
-    """Per-fill trading costs as fractions: ``fee`` of notional, ``slippage`` of price."""
-
-    fee: float = 0.001
-    slippage: float = 0.0005
-
-    def __post_init__(self) -> None:
-        for name in ("fee", "slippage"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or not 0 <= v < 1:
-                raise MaestroError(f"costs.{name}={v!r} must be a fraction in [0, 1), e.g. 0.001 for 10 bp")
 
 
 @dataclass
@@ -105,6 +101,18 @@ class BacktestResult:
     n_trades: int  # closed + open trades
     funding: pd.Series | None = None  # per-bar funding payments (+ received, - paid) when bars carry funding_rate
     peak_leverage: float = 0.0  # max |units| * close / equity over the window's closes
+    min_equity: float = 0.0  # the lowest equity at any close of the window
+    ruined: bool = False  # a gap through the liquidation price wiped the account out (equity 0 from then on)
+    ruin_time: pd.Timestamp | None = None
+
+    @property
+    def liquidations(self) -> int:
+        return int((self.trades["exit_reason"] == "liquidation").sum()) if len(self.trades) else 0
+
+    def exit_counts(self) -> dict[str, int]:
+        """Trades per exit reason (every reason listed, zeros included)."""
+        counts = self.trades["exit_reason"].value_counts().to_dict() if len(self.trades) else {}
+        return {r: int(counts.get(r, 0)) for r in EXIT_REASONS}
 
 
 def index_freq(index: pd.Index) -> pd.Timedelta | None:
@@ -125,10 +133,10 @@ def _fills(signal: np.ndarray, start: int) -> np.ndarray:
 
 
 def _empty_trades() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="float64") for c in TRADE_COLUMNS})
+    return pd.DataFrame({c: pd.Series(dtype="object" if c == "exit_reason" else "float64") for c in TRADE_COLUMNS})
 
 
-def _trades_frame(records: np.ndarray, index: pd.Index) -> pd.DataFrame:
+def _trades_frame(records: np.ndarray, index: pd.Index, reasons: list[str]) -> pd.DataFrame:
     if len(records) == 0:
         return _empty_trades()
     idx = np.asarray(index)
@@ -144,6 +152,7 @@ def _trades_frame(records: np.ndarray, index: pd.Index) -> pd.DataFrame:
             "pnl": records["pnl"].astype(np.float64),
             "return": records["return"].astype(np.float64),
             "status": np.where(records["status"] == 1, "closed", "open"),
+            "exit_reason": reasons,
         }
     )
 
@@ -158,6 +167,15 @@ def _check_signals(signals: Signals, n: int) -> tuple[np.ndarray, ...]:
     return tuple(arrays)
 
 
+def ohlc(window: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """open, high, low, close of the bars as float64 (high/low default to max/min of open and close, as vectorbt's)."""
+    open_ = window["open"].to_numpy(dtype=np.float64)
+    close = window["close"].to_numpy(dtype=np.float64)
+    high = window["high"].to_numpy(dtype=np.float64) if "high" in window.columns else np.maximum(open_, close)
+    low = window["low"].to_numpy(dtype=np.float64) if "low" in window.columns else np.minimum(open_, close)
+    return open_, high, low, close
+
+
 def run_backtest(
     bars: pd.DataFrame,
     signals: Signals,
@@ -165,59 +183,46 @@ def run_backtest(
     *,
     start: int = 0,
     init_cash: float = 10_000.0,
-    size_fraction: float = 1.0,
-    max_leverage: float = 1.0,
+    risk: RiskSpec = NO_RISK,
 ) -> BacktestResult:
-    """Simulate ``signals`` on ``bars[start:]`` (see module docstring); signals before ``start`` are ignored."""
+    """Simulate ``signals`` on ``bars[start:]`` (see module docstring); signals before ``start`` are ignored, bars
+    before it only feed the ATR of ATR-based stops."""
     n = len(bars)
     if not 0 <= start < n:
         raise MaestroError(f"backtest start {start} is outside the {n} bars given: use 0 <= start < {n}")
-    if not (isinstance(size_fraction, (int, float)) and 0 < size_fraction <= 1):
-        raise MaestroError(f"size_fraction={size_fraction!r} must be in (0, 1]: 1 means all-in")
-    if not (isinstance(max_leverage, (int, float)) and not isinstance(max_leverage, bool)
-            and math.isfinite(max_leverage) and max_leverage > 0):
-        raise MaestroError(f"max_leverage={max_leverage!r} must be a positive number, e.g. 1 for no borrowing")
-    if max_leverage > MAX_LEVERAGE:
-        raise MaestroError(
-            f"max_leverage={max_leverage!r} exceeds this engine's cap of {MAX_LEVERAGE:g}: vectorbt's from_signals "
-            f"cannot borrow cash, so positions open at most at 1x equity; use max_leverage <= {MAX_LEVERAGE:g}"
-        )
-    if size_fraction > max_leverage:
-        raise MaestroError(
-            f"size_fraction={size_fraction!r} opens positions above max_leverage={max_leverage!r}: "
-            f"lower size_fraction to at most {max_leverage!r}"
-        )
     if not (isinstance(init_cash, (int, float)) and math.isfinite(init_cash) and init_cash > 0):
         raise MaestroError(f"init_cash={init_cash!r} must be a positive number")
     le, lx, se, sx = _check_signals(signals, n)
-
+    o_all, h_all, l_all, c_all = ohlc(bars)
     window = bars.iloc[start:]
-    open_ = window["open"].to_numpy(dtype=np.float64)
-    close = window["close"].to_numpy(dtype=np.float64)
+    open_, high, low, close = o_all[start:], h_all[start:], l_all[start:], c_all[start:]
     if not (np.all(np.isfinite(open_)) and np.all(np.isfinite(close)) and open_.min() > 0 and close.min() > 0):
         raise DataError("bars have missing or non-positive open/close prices in the backtest window: "
                         "clean the data first")
 
-    le, lx, se, sx = (_fills(a, start) for a in (le, lx, se, sx))
+    plan = plan_risk(o_all, h_all, l_all, c_all, tuple(_fills(a, start) for a in (le, lx, se, sx)), start, risk,
+                     costs)
     kwargs: dict[str, Any] = {}
-    if size_fraction >= 1:
+    if plan.size is None:
         kwargs.update(size=np.inf, size_type="amount")
     else:
-        # percent sizing cannot reverse: close on the opposite entry, re-enter on the next bar if it is quiet
-        any_signal = le | lx | se | sx
-        clean_le, clean_se = le & ~lx & ~se, se & ~sx & ~le
-        le = le | (np.r_[False, clean_le[:-1]] & ~any_signal)
-        se = se | (np.r_[False, clean_se[:-1]] & ~any_signal)
-        kwargs.update(size=float(size_fraction), size_type="percent", upon_opposite_entry="close")
-
+        kwargs.update(size=plan.size, size_type="percent", upon_opposite_entry="close")
     close_s = pd.Series(close, index=window.index)
     pf = vbt.Portfolio.from_signals(
         close_s,
-        entries=le,
-        exits=lx,
-        short_entries=se,
-        short_exits=sx,
+        entries=plan.le,
+        exits=plan.lx,
+        short_entries=plan.se,
+        short_exits=plan.sx,
         price=open_,
+        open=open_,
+        high=high,
+        low=low,
+        sl_stop=plan.sl,
+        sl_trail=plan.trail,
+        tp_stop=plan.tp,
+        stop_entry_price="fillprice",
+        stop_exit_price="stoplimit",
         fees=float(costs.fee),
         slippage=float(costs.slippage),
         init_cash=float(init_cash),
@@ -236,14 +241,22 @@ def run_backtest(
         payment[payment == 0.0] = 0.0  # no -0.0
         value = value + np.cumsum(payment)
         funding = pd.Series(payment, index=window.index, name="funding")
+    value, ruin = apply_ruin(value)
     with np.errstate(divide="ignore", invalid="ignore"):
-        lev = np.abs(units) * close / value
+        lev = np.where(value > 0, np.abs(units) * close / value, np.nan)
     peak_leverage = float(np.nanmax(lev)) if lev.size and np.any(np.isfinite(lev)) else 0.0
     prev = np.empty_like(value)
     prev[0] = init_cash
     prev[1:] = value[:-1]
-    rets = value / prev - 1.0
-    trades = _trades_frame(pf.exit_trades.values, window.index)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rets = np.where(prev > 0, value / prev - 1.0, 0.0)
+    records = pf.exit_trades.values
+    if ruin >= 0:  # what is left of a position a ruined account could not cover is not a trade of its own
+        residual = (records["status"] == 0) & (records["exit_idx"] >= ruin)
+        records = records[(records["entry_idx"] <= ruin) & ~residual]
+    reasons = exit_reasons(records["entry_idx"], records["exit_idx"], records["direction"] == 0,
+                           records["entry_price"], records["status"] == 0, plan, open_, low, high)
+    trades = _trades_frame(records, window.index, reasons)
     return BacktestResult(
         returns=pd.Series(rets, index=window.index, name="returns"),
         equity=pd.Series(value, index=window.index, name="equity"),
@@ -251,6 +264,9 @@ def run_backtest(
         n_trades=len(trades),
         funding=funding,
         peak_leverage=peak_leverage,
+        min_equity=float(value.min()) if value.size else float(init_cash),
+        ruined=ruin >= 0,
+        ruin_time=window.index[ruin] if ruin >= 0 else None,
     )
 
 
@@ -263,17 +279,19 @@ def evaluate(
     costs: Costs,
     **kw: Any,
 ) -> BacktestResult:
-    """Backtest ``strategy`` on bars ``[start, end)``.
+    """Backtest ``strategy`` on bars ``[start, end)`` (``kw``: ``run_backtest``'s ``init_cash`` and ``risk``).
 
-    Signals are computed on ``bars[max(0, start - warmup) : end]``: warm-up history comes from before
-    ``start`` and nothing at or after ``end`` is read. Signals before ``start`` are masked, so the first
-    possible fill is at ``open[start + 1]``; returns and equity cover ``bars[start:end]`` only.
+    Signals are computed on ``bars[max(0, start - warmup) : end]`` (the warm-up covers the ATR of ATR stops
+    too): warm-up history comes from before ``start`` and nothing at or after ``end`` is read. Signals before
+    ``start`` are masked, so the first possible fill is at ``open[start + 1]``; returns and equity cover
+    ``bars[start:end]`` only.
     """
     n = len(bars)
     if not 0 <= start < end <= n:
         raise MaestroError(f"window [{start}, {end}) is not inside the {n} bars: use 0 <= start < end <= {n}")
     params = strategy.check(params)
-    lo = max(0, start - int(strategy.warmup(params)))
+    risk = kw.get("risk", NO_RISK)
+    lo = max(0, start - max(int(strategy.warmup(params)), risk.lookback))
     history = bars.iloc[lo:end]
     signals = strategy.signals(history, params)
     return run_backtest(history, signals, costs, start=start - lo, **kw)

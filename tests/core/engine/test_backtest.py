@@ -6,7 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from maestro_pipeline.engine import TRADE_COLUMNS, BacktestResult, Costs, evaluate, index_freq, run_backtest
+from maestro_pipeline.engine import (
+    TRADE_COLUMNS,
+    BacktestResult,
+    Costs,
+    RiskSpec,
+    evaluate,
+    index_freq,
+    run_backtest,
+)
 from maestro_pipeline.errors import MaestroError
 from maestro_pipeline.strategies import Signals, get_strategy
 from tests.support.backtrader import backtrader_equity, backtrader_replay
@@ -177,7 +185,7 @@ def test_fractional_size_closes_then_reopens_next_bar():
     le[2] = True  # long at 3
     se[8] = True  # close at 9, short at 10
     costs = Costs(fee=0.001, slippage=0.0)
-    res = run_backtest(bars, Signals(le, lx, se, sx), costs, size_fraction=0.5)
+    res = run_backtest(bars, Signals(le, lx, se, sx), costs, risk=RiskSpec(fraction=0.5))
     o, c = bars["open"].to_numpy(), bars["close"].to_numpy()
     cash, units = 10_000.0, 0.0
     units = 0.5 * cash / (o[3] * 1.001)
@@ -251,8 +259,8 @@ def test_costs_and_sizing_validation():
         Costs(slippage=1.5)
     bars = random_schema_bars(20, seed=1)
     z = np.zeros(20, bool)
-    with pytest.raises(MaestroError, match="size_fraction"):
-        run_backtest(bars, Signals(z, z, z, z), Costs(), size_fraction=1.5)
+    with pytest.raises(MaestroError, match="fraction=1.5"):
+        run_backtest(bars, Signals(z, z, z, z), Costs(), risk=RiskSpec(fraction=1.5))
     with pytest.raises(ValueError, match="shape"):
         run_backtest(bars, Signals(z[:5], z, z, z), Costs())
 
@@ -335,21 +343,23 @@ def test_leverage_cap_is_validated_and_peak_leverage_reported():
     z = np.zeros(n, bool)
     se = z.copy()
     se[5] = True
-    with pytest.raises(MaestroError, match="max_leverage=3 exceeds this engine's cap of 1"):
-        run_backtest(bars, Signals(z, z, se, z), Costs(), max_leverage=3)
+    with pytest.raises(MaestroError, match=r"max_leverage=3 must be in \(0, 1\]"):
+        RiskSpec(max_leverage=3)
     with pytest.raises(MaestroError, match="max_leverage"):
-        run_backtest(bars, Signals(z, z, se, z), Costs(), max_leverage=0)
-    with pytest.raises(MaestroError, match="size_fraction=0.8 opens positions above max_leverage=0.5"):
-        run_backtest(bars, Signals(z, z, se, z), Costs(), size_fraction=0.8, max_leverage=0.5)
-    res = run_backtest(bars, Signals(z, z, se, z), Costs(), size_fraction=0.5, max_leverage=0.5)
+        RiskSpec(max_leverage=0)
+    with pytest.raises(MaestroError, match=r"fraction=0.8 must be in \(0, max_leverage=0.5\]"):
+        RiskSpec(fraction=0.8, max_leverage=0.5)
+    res = run_backtest(bars, Signals(z, z, se, z), Costs(), risk=RiskSpec(fraction=0.5, max_leverage=0.5))
     c = bars["close"].to_numpy()
     units = res.trades["size"].iloc[0]
     lev = units * c[6:] / res.equity.to_numpy()[6:]
     assert res.peak_leverage == pytest.approx(lev.max(), rel=1e-12)
     assert 0.45 < lev[0] < 0.55
-    # evaluate passes the limits through
-    with pytest.raises(MaestroError, match="max_leverage"):
-        evaluate(bars, get_strategy("rsi"), {}, 20, 60, Costs(), max_leverage=2.0)
+    # evaluate passes the risk spec through
+    half = evaluate(bars, get_strategy("rsi"), {}, 20, 60, Costs(), risk=RiskSpec(fraction=0.5))
+    full = evaluate(bars, get_strategy("rsi"), {}, 20, 60, Costs())
+    assert half.n_trades == full.n_trades > 0
+    assert half.trades["size"].iloc[0] == pytest.approx(0.5 * full.trades["size"].iloc[0], rel=1e-9)
 
 
 # ----------------------------------------------------------------------------- the new classic strategies

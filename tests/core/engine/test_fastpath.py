@@ -44,9 +44,9 @@ def test_simulate_equals_run_backtest_on_random_cases():
     n_trades_seen = 0
     for case in range(320):
         bars, signals, rate, start, fee, slip = random_case(rng)
-        ref = run_backtest(bars, Signals(*signals), Costs(fee, slip), start=start)
+        ref = run_backtest(bars, Signals(*signals), Costs(fee, slip, max(fee, 0.005)), start=start)
         got, n_trades = engine.simulate(bars["open"].to_numpy(), bars["close"].to_numpy(), *signals, start, fee, slip,
-                                          funding_rate=rate)
+                                          funding_rate=rate, maintenance_margin=max(fee, 0.005))
         assert got.shape == (len(bars) - start,)
         np.testing.assert_allclose(got, ref.returns.to_numpy(), rtol=0, atol=1e-10, err_msg=f"case {case}")
         assert n_trades == len(ref.trades), f"case {case}"
@@ -54,21 +54,29 @@ def test_simulate_equals_run_backtest_on_random_cases():
     assert n_trades_seen > 1000  # the cases trade a lot, not just sit flat
 
 
-def test_short_that_outgrows_its_cash_is_covered_partially_as_vectorbt_does():
-    # short all-in at 100, the price triples: buying it back needs more cash than the account holds, so the
-    # exit covers only part of it (a closed trade) and the rest stays open; a long entry then has no cash
+def test_a_short_is_liquidated_before_it_outgrows_its_cash():
+    # short all-in at 100, the price triples. Without margin rules vectorbt's cash account would cover only part
+    # of the short at 300 and leave the rest open with negative equity; with them the short is closed at its
+    # liquidation price (equity = maintenance margin) on the first bar whose high reaches it, and both engines
+    # agree. A later long entry trades on what is left.
     close = np.array([100.0, 100, 100, 150, 250, 300, 300, 300, 310, 320])
-    bars = bars_from_close(close, index=hourly_index(len(close), name="datetime"))
+    open_ = np.r_[100.0, close[:-1]]                              # each bar opens at the previous close
+    bars = bars_from_close(close, open_, index=hourly_index(len(close), name="datetime"))
     n = len(close)
     le, lx, se, sx = (np.zeros(n, bool) for _ in range(4))
     se[0] = True  # short from open[1]
-    sx[5] = True  # try to cover at open[6] = 300
-    le[7] = True  # long entry at open[8] while still short, with zero cash: rejected
+    sx[5] = True  # the cover signal comes too late: the short is already gone
+    le[7] = True  # long entry at open[8]
     costs = Costs(0.001, 0.0005)
     ref = run_backtest(bars, Signals(le, lx, se, sx), costs)
-    assert list(ref.trades["status"]) == ["closed", "open"]  # the partial cover really happened
-    assert ref.trades["size"].iloc[0] < ref.trades["size"].sum()
-    got, n_trades = engine.simulate(close, close, le, lx, se, sx, 0, costs.fee, costs.slippage)
+    assert ref.trades["exit_reason"].tolist() == ["liquidation", "end of data"]
+    fill = 100.0 * (1 - costs.slippage)
+    p_liq = 2 * fill / (1 + costs.maintenance_margin)            # equity = maintenance margin (hand-derived)
+    assert ref.trades["exit_price"].iloc[0] == pytest.approx(p_liq, rel=1e-12)
+    assert ref.trades["exit_time"].iloc[0] == bars.index[4]     # bar 4 (150 -> 250) is the first to reach it
+    assert ref.min_equity > 0 and not ref.ruined
+    got, n_trades = engine.simulate(open_, close, le, lx, se, sx, 0, costs.fee, costs.slippage,
+                                     high=bars["high"], low=bars["low"])
     np.testing.assert_allclose(got, ref.returns.to_numpy(), rtol=0, atol=1e-10)
     assert n_trades == 2
 
@@ -86,8 +94,9 @@ def test_reversals_and_conflicts_match_run_backtest():
     le[8] = True  # already long: no pyramiding
     lx[9] = True  # flat
     for fee, slip in ((0.0, 0.0), (0.001, 0.0005), (0.02, 0.01)):
-        ref = run_backtest(bars, Signals(le, lx, se, sx), Costs(fee, slip))
-        got, n_trades = engine.simulate(bars["open"], bars["close"], le, lx, se, sx, 0, fee, slip)
+        ref = run_backtest(bars, Signals(le, lx, se, sx), Costs(fee, slip, max(fee, 0.005)))
+        got, n_trades = engine.simulate(bars["open"], bars["close"], le, lx, se, sx, 0, fee, slip,
+                                         maintenance_margin=max(fee, 0.005))
         np.testing.assert_allclose(got, ref.returns.to_numpy(), rtol=0, atol=1e-10)
         assert n_trades == len(ref.trades) == 3  # long, short (reversal), long; closed
 
