@@ -20,10 +20,12 @@ from .loading import (
 )
 from .operations import ConcurrencyConfig, CostConfig, CostsConfig, ScheduleConfig, SyntheticConfig
 from .research import RegimesConfig, SearchConfig, WalkForwardConfig
+from .risk import EvaluationConfig, RiskConfig, RiskOverride, RiskSettings, parse_stop
 
 __all__ = [
     "BUILTIN_SOURCES", "CONFIG_ENV", "DEFAULT_CONFIG_PATH", "ConcurrencyConfig", "ContractThresholds",
-    "ContractThresholdsOverride", "CostConfig", "CostsConfig", "DataContractConfig", "InstrumentConfig",
-    "MaestroConfig", "RegimesConfig", "ScheduleConfig", "SearchConfig", "SyntheticConfig", "WalkForwardConfig",
-    "config_path", "known_exchanges", "load_config", "parse_config", "parse_section",
+    "ContractThresholdsOverride", "CostConfig", "CostsConfig", "DataContractConfig", "EvaluationConfig",
+    "InstrumentConfig", "MaestroConfig", "RegimesConfig", "RiskConfig", "RiskOverride", "RiskSettings",
+    "ScheduleConfig", "SearchConfig", "SyntheticConfig", "WalkForwardConfig", "config_path", "known_exchanges",
+    "load_config", "parse_config", "parse_section", "parse_stop",
 ]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError, MaestroError
 from ..instruments import Instrument
@@ -17,6 +17,7 @@ from .contract import DataContractConfig
 from .instruments import InstrumentConfig
 from .operations import ConcurrencyConfig, CostConfig, CostsConfig, ScheduleConfig, SyntheticConfig
 from .research import RegimesConfig, SearchConfig, WalkForwardConfig
+from .risk import EvaluationConfig, RiskConfig
 
 DEFAULT_CONFIG_PATH = "maestro.yaml"
 M = TypeVar("M", bound=BaseModel)
@@ -34,6 +35,8 @@ class MaestroConfig(Section):
     schedule: ScheduleConfig = ScheduleConfig()
     concurrency: ConcurrencyConfig = ConcurrencyConfig()
     regimes: RegimesConfig = RegimesConfig()
+    risk: RiskConfig = RiskConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
     data_contract: DataContractConfig = DataContractConfig()
 
     @field_validator("instruments")
@@ -72,6 +75,16 @@ class MaestroConfig(Section):
             raise ValueError("a strategy is listed twice")
         return v
 
+    @model_validator(mode="after")
+    def _risk_per_strategy(self) -> MaestroConfig:
+        for name in self.strategies:
+            try:
+                self.risk.for_strategy(name)
+            except ValidationError as e:
+                msg = e.errors()[0]["msg"].removeprefix("Value error, ")
+                raise ValueError(f"risk (for {name}): {msg}") from None
+        return self
+
     # --- conveniences -------------------------------------------------------------------------------
     @property
     def instrument_objs(self) -> list[Instrument]:
@@ -100,11 +113,32 @@ def _format_error(err: ValidationError, source: str, section: str = "") -> str:
         loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        msg = "unknown key; remove it or check its spelling"
+        key = str(first["loc"][-1]) if first["loc"] else ""
+        msg = f"unknown key; remove it or check its spelling{closest(key, _all_keys())}"
     elif first["type"] == "missing":
         msg = "missing; add it"
     more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
     return f"{source}: {loc}: {msg}{more}" if loc else f"{source}: {msg}{more}"
+
+
+def _all_keys() -> list[str]:
+    """Every key any section of maestro.yaml knows (for "did you mean" on a misspelt one)."""
+    seen: set[str] = set()
+    todo: list[type] = [MaestroConfig]
+    done: set[type] = set()
+    while todo:
+        model = todo.pop()
+        done.add(model)
+        for name, field in model.model_fields.items():
+            seen.add(name)
+            todo.extend(t for t in _models_in(field.annotation) if t not in done)
+    return sorted(seen)
+
+
+def _models_in(annotation: Any) -> list[type]:
+    if isinstance(annotation, type) and issubclass(annotation, Section):
+        return [annotation]
+    return [m for arg in getattr(annotation, "__args__", ()) for m in _models_in(arg)]
 
 
 def parse_section(model: type[M], data: Any, where: str) -> M:

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ._base import Section
 
 
 class CostConfig(Section):
+    """Per fill: ``fee`` of notional, ``slippage`` of price; ``maintenance_margin``: the share of a short's notional
+    at which it is liquidated (0.5 % by default; at least the fee, which the liquidating fill pays)."""
+
     fee: float = Field(0.001, ge=0, lt=0.1)
     slippage: float = Field(0.0005, ge=0, lt=0.1)
+    maintenance_margin: float = Field(0.005, ge=0, lt=0.5)
+
+    @model_validator(mode="after")
+    def _margin_covers_fee(self) -> CostConfig:
+        if self.maintenance_margin < self.fee:
+            raise ValueError(f"maintenance_margin {self.maintenance_margin} is below the fee {self.fee}: a liquidation "
+                             "pays its fee out of the remaining margin; use at least the fee")
+        return self
 
 
 class CostsConfig(Section):

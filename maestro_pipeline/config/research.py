@@ -72,6 +72,8 @@ class SearchConfig(Section):
     folds: int = Field(4, ge=2, le=20)                   # train sub-windows the Wilcoxon pruner compares
     warm_start: bool = False                             # enqueue the previous split's best (splits then run in order)
     workers: int = Field(0, ge=0, le=256)                # processes for splits; 0 = one per CPU core
+    #: A trial with fewer trades in its train window is infeasible (a Sharpe from a trade or two is luck).
+    min_trades: int = Field(5, ge=1, le=100_000)
     # the Optuna RDB URL the finished studies go to; "none" = keep none
     storage: str = "sqlite:///{lake_root}/optuna/studies.db"
 
@@ -122,7 +124,7 @@ class SearchConfig(Section):
             "n_trials": self.n_trials, "seed": self.seed, "objectives": list(self.objectives),
             "selection": self.selection, "weights": dict(sorted(self.weights.items())), "sampler": self.sampler,
             "grid_points": self.grid_points,
-            "pruner": self.pruner, "folds": self.folds, "warm_start": self.warm_start,
+            "pruner": self.pruner, "folds": self.folds, "warm_start": self.warm_start, "min_trades": self.min_trades,
         }
 
 

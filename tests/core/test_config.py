@@ -57,6 +57,21 @@ def _inst(**kw):
         ({"search": {"objective": "profit"}}, r"search\.objective: "),
         ({"costs": {"default": {"fee": -0.1}}}, r"costs\.default\.fee: "),
         ({"colour": "blue"}, r"colour: unknown key; remove it or check its spelling"),
+        ({"risk": {"default": {"stopp_loss": 0.05}}},
+         r"risk\.default\.stopp_loss: unknown key; .*did you mean stop_loss"),
+        ({"risk": {"default": {"stop_loss": "lots"}}},
+         r"risk\.default\.stop_loss: cannot read 'lots'; write a fraction .* \('2atr'\)"),
+        ({"risk": {"default": {"take_profit": 1.5}}}, r"risk\.default\.take_profit: 1\.5 must be above 0 and below 1"),
+        ({"risk": {"default": {"stop_loss": 0.05, "trailing_stop": 0.03}}}, r"stop_loss and trailing_stop: pick one"),
+        ({"risk": {"default": {"sizing": "risk"}}}, r"sizing: risk sizes each position by its stop distance; set"),
+        ({"risk": {"default": {"max_leverage": 3}}}, r"risk\.default\.max_leverage: 3 must be in \(0, 1\]"),
+        ({"risk": {"strategies": {"ema_cros": {}}}}, r"risk\.strategies: unknown strategy 'ema_cros' \(did you mean"),
+        ({"risk": {"default": {"search": {"stop_loss": [0.01, "3atr"]}}}}, r"search\.stop_loss: both ends in one unit"),
+        ({"risk": {"default": {"search": {"fee": [0.01, 0.02]}}}}, r"search\.fee: cannot be searched; searchable: "),
+        ({"costs": {"default": {"fee": 0.001, "maintenance_margin": 0.0001}}},
+         r"costs\.default: maintenance_margin 0\.0001 is below the fee 0\.001"),
+        ({"evaluation": {"min_oos_days": 1}}, r"evaluation\.min_oos_days: "),
+        ({"search": {"min_trades": 0}}, r"search\.min_trades: "),
     ],
 )
 def test_mistakes_give_one_line(patch, expected):
@@ -64,6 +79,24 @@ def test_mistakes_give_one_line(patch, expected):
         parse_config(small_config("lake", **patch))
     assert "\n" not in str(err.value)
     assert str(err.value).startswith("maestro.yaml: ")
+
+
+def test_risk_resolves_per_strategy_over_the_default():
+    cfg = parse_config(small_config("lake", strategies=["ema_cross", "rsi", "bollinger"], risk={
+        "default": {"stop_loss": "5%", "take_profit": "2atr"},
+        "strategies": {"ema_cross": {"trailing_stop": "3atr", "search": {"take_profit": [0.02, 0.2]}},
+                       "rsi": {"sizing": "risk", "risk_per_trade": 0.01, "stop_loss": 0.02}}}))
+    ema = cfg.risk.for_strategy("ema_cross")
+    # its trailing stop replaces the inherited stop loss; its searched take profit replaces the fixed one
+    assert ema.stop_loss is None and ema.trailing_stop == (3.0, "atr") and ema.take_profit is None
+    assert ema.search == {"take_profit": ((0.02, "fraction"), (0.2, "fraction"))}
+    rsi = cfg.risk.for_strategy("rsi")
+    assert (rsi.sizing, rsi.stop_loss, rsi.take_profit) == ("risk", (0.02, "fraction"), (2.0, "atr"))
+    plain = cfg.risk.for_strategy("bollinger")
+    assert (plain.stop_loss, plain.take_profit, plain.search) == ((0.05, "fraction"), (2.0, "atr"), {})
+    assert parse_config(small_config("lake")).risk.for_strategy("rsi").stop_loss is None  # no risk: none
+    assert (cfg.evaluation.min_oos_days, cfg.evaluation.min_oos_trades, cfg.search.min_trades) == (30, 10, 5)
+    assert cfg.costs_for("synthetic").maintenance_margin == 0.005
 
 
 def test_missing_key_and_not_a_mapping(tmp_path):
