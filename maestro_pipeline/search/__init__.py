@@ -5,15 +5,19 @@
 instrument x strategy: fingerprints, reuse, worker processes).
 """
 
+from .risk import RISK_PARAM_NAMES, risk_space, risk_spec, split_params
 from .runner import (
+    LOOKAHEAD_SAMPLE_BARS,
     SearchContext,
     SearchOutcome,
     SplitTask,
     optimize_splits,
+    refuse_lookahead,
     resolve_workers,
     search_fingerprint,
     split_seed,
 )
+from .sampling import MAX_GRID_POINTS, grid_space, sampler_label, sampler_settings, suggest
 from .selection import select_trial
 from .space import (
     WINDOW_WORDS,
@@ -25,23 +29,13 @@ from .space import (
     window_params_over,
 )
 from .storage import clear_storage_cache, persist_study, prepare_storage
-from .study import (
-    LEDGER_COLUMNS,
-    MAX_GRID_POINTS,
-    NO_TRADES_SCORE,
-    OBJECTIVES,
-    SearchResult,
-    grid_space,
-    sampler_label,
-    sampler_settings,
-    search_split,
-    suggest,
-)
+from .study import LEDGER_COLUMNS, OBJECTIVES, SearchResult, search_split
 
 __all__ = [
-    "LEDGER_COLUMNS", "MAX_GRID_POINTS", "NO_TRADES_SCORE", "OBJECTIVES", "WINDOW_WORDS", "SearchContext",
-    "SearchOutcome", "SearchResult", "SplitTask", "check_window_fits", "clear_storage_cache", "fitted_space",
-    "grid_space", "is_window_param", "max_warmup", "optimize_splits", "persist_study", "prepare_storage",
-    "resolve_workers", "sampler_label", "sampler_settings", "search_fingerprint", "search_split", "select_trial",
-    "shortest_train_bars", "split_seed", "suggest", "window_params_over",
+    "LEDGER_COLUMNS", "LOOKAHEAD_SAMPLE_BARS", "MAX_GRID_POINTS", "OBJECTIVES", "RISK_PARAM_NAMES", "WINDOW_WORDS",
+    "SearchContext", "SearchOutcome", "SearchResult", "SplitTask", "check_window_fits", "clear_storage_cache",
+    "fitted_space", "grid_space", "is_window_param", "max_warmup", "optimize_splits", "persist_study",
+    "prepare_storage", "refuse_lookahead", "resolve_workers", "risk_space", "risk_spec", "sampler_label",
+    "sampler_settings", "search_fingerprint", "search_split", "select_trial", "shortest_train_bars", "split_params",
+    "split_seed", "suggest", "window_params_over",
 ]

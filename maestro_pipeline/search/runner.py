@@ -23,15 +23,16 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from ..config import SearchConfig
+from ..config import RiskSettings, SearchConfig
 from ..durations import iso
 from ..engine import Costs, bar_arrays
 from ..errors import MaestroError
 from ..provenance import code_version, library_versions
 from ..schema import bars_hash, to_pandas_bars
-from ..strategies import Strategy, get_strategy
+from ..strategies import Strategy, check_lookahead, get_strategy
 from ..timeframes import bars_per_year
 from ..walkforward import Split
+from .risk import split_params
 from .space import fitted_space, max_warmup
 from .storage import persist_study, prepare_storage
 from .study import SearchResult, search_split
@@ -42,8 +43,9 @@ __all__ = [
 ]
 
 #: The modules whose source is part of every split's fingerprint (a change re-searches every split).
-ENGINE_MODULES = ("maestro_pipeline.engine.nb", "maestro_pipeline.engine.fast", "maestro_pipeline.stats.nb",
-                  "maestro_pipeline.search.study")
+ENGINE_MODULES = ("maestro_pipeline.engine.nb", "maestro_pipeline.engine.nb_stops", "maestro_pipeline.engine.fast",
+                  "maestro_pipeline.engine.risk", "maestro_pipeline.stats.nb", "maestro_pipeline.search.study",
+                  "maestro_pipeline.search.sampling", "maestro_pipeline.search.risk")
 
 
 def split_seed(seed: int, s: Split) -> int:
@@ -54,9 +56,10 @@ def split_seed(seed: int, s: Split) -> int:
 
 def search_fingerprint(
     s: Split, window_hash: str, strategy: Strategy, search: SearchConfig, costs: Costs, timeframe: str,
-    warm_start: dict | None = None,
+    warm_start: dict | None = None, risk: RiskSettings | None = None,
 ) -> str:
-    """What a split's search result depends on: window, data, strategy code, search settings, costs, engine."""
+    """What a split's search result depends on: window, data, strategy code, search and risk settings, costs,
+    engine."""
     payload = {
         "window": [s.train_start, s.train_end],
         "exclude": [list(x) for x in s.exclude],
@@ -65,7 +68,8 @@ def search_fingerprint(
         "code": strategy.code_version,
         "search": search.fingerprint_fields(),
         "warm_start": warm_start,
-        "costs": [costs.fee, costs.slippage],
+        "costs": [costs.fee, costs.slippage, costs.maintenance_margin],
+        "risk": (risk or RiskSettings()).model_dump(mode="json"),
         "timeframe": timeframe,
         "engine": code_version(*ENGINE_MODULES),
     }
@@ -83,6 +87,7 @@ class SearchContext:
     periods_per_year: float
     storage_url: str | None
     study_prefix: str
+    risk: RiskSettings
 
 
 @dataclass(frozen=True)
@@ -114,16 +119,17 @@ def run_split(ctx: SearchContext, task: SplitTask) -> SearchResult:
     """Search one split and, when a storage is configured, persist its finished study from this process."""
     s, strategy = task.split, task.strategy
     res = search_split(ctx.bars, strategy, task.i0, task.i1, ctx.search, seed=task.seed, costs=ctx.costs,
-                       periods_per_year=ctx.periods_per_year, warm_start=task.warm_start, exclude=s.exclude,
-                       arrays=ctx.arrays)
+                       periods_per_year=ctx.periods_per_year, risk=ctx.risk, warm_start=task.warm_start,
+                       exclude=s.exclude, arrays=ctx.arrays)
     if ctx.storage_url:  # each worker writes its own finished study: the ORM work runs in parallel
         attrs = {"maestro_fingerprint": task.fingerprint, "strategy": strategy.name,
                  "strategy_code": strategy.code_version, "train_from": iso(s.train_start), "train_to": iso(s.train_end),
                  "test_from": iso(s.test_start), "test_to": iso(s.test_end), "settings": res.settings,
                  "libraries": library_versions("optuna", "vectorbt", "numba", "numpy", "pandas", "polars"),
-                 "picked_trial": int(res.ledger.loc[res.ledger["selected"], "trial"].iloc[0])}
+                 "picked_trial": (int(res.ledger.loc[res.ledger["selected"], "trial"].iloc[0])
+                                  if res.best_params is not None else None), "no_pick": res.note}
         res.persisted = persist_study(ctx.storage_url, f"{ctx.study_prefix}split{s.index}-{task.fingerprint}",
-                                      res.trials, len(res.settings["objectives"]), attrs)
+                                      res.trials, res.settings["objectives"], attrs)
         res.trials = []  # written: no need to ship them back to the parent
     return res
 
@@ -166,7 +172,8 @@ def _param_row(s: Split, task: SplitTask, res: SearchResult, search: SearchConfi
         "train_end": s.train_end,
         "test_start": s.test_start,
         "test_end": s.test_end,
-        "params": json.dumps(res.best_params, sort_keys=True),
+        "params": json.dumps(res.best_params, sort_keys=True) if res.best_params is not None else "",
+        "pick_note": res.note,
         "objective": ",".join(res.settings["objectives"]),
         "selection": res.settings["selection"],
         "best_value": float(res.best_value),
@@ -186,6 +193,19 @@ def _param_row(s: Split, task: SplitTask, res: SearchResult, search: SearchConfi
     }
 
 
+#: The look-ahead check before a search reads at most this many of the newest bars (it is a probe, not a backtest).
+LOOKAHEAD_SAMPLE_BARS = 4000
+
+
+def refuse_lookahead(strategy: Strategy, bars: pd.DataFrame) -> None:
+    """Refuse (one line) to search a strategy whose signals read the future (``strategies.check_lookahead``)."""
+    sample = bars.iloc[-max(LOOKAHEAD_SAMPLE_BARS, 4 * max_warmup(strategy)):]
+    report = check_lookahead(strategy, sample)
+    if not report.passed:
+        raise MaestroError(f"{report.findings[0]}; research refuses to optimize it: a signal at bar t may use data "
+                           "up to t's close only (run `maestro check-strategy` after fixing it)")
+
+
 def optimize_splits(
     bars: pl.DataFrame,
     splits: list[Split],
@@ -197,6 +217,7 @@ def optimize_splits(
     previous_ledger: pl.DataFrame | None = None,
     previous_daily: pl.DataFrame | None = None,
     *,
+    risk: RiskSettings | None = None,
     workers: int | None = None,
     storage_url: str | None = None,
     study_prefix: str = "",
@@ -205,12 +226,15 @@ def optimize_splits(
     docstring). Finished studies are persisted to ``storage_url`` by the process that searched them."""
     strategy = get_strategy(strategy_name)
     pdf = to_pandas_bars(bars)
+    refuse_lookahead(strategy, pdf)
     ts = bars["timestamp"].to_numpy()
-    lookback = max_warmup(strategy)
+    lookback = max(max_warmup(strategy), (risk or RiskSettings()).atr_window + 1)
     cache: dict[str, dict] = {}
     if previous is not None and previous.height and "fingerprint" in previous.columns:
         cache = {r["fingerprint"]: r for r in previous.iter_rows(named=True)}
-    ctx = SearchContext(pdf, bar_arrays(pdf), search, costs, bars_per_year(timeframe), storage_url, study_prefix)
+    risk = risk or RiskSettings()
+    ctx = SearchContext(pdf, bar_arrays(pdf, atr_window=risk.atr_window), search, costs, bars_per_year(timeframe),
+                        storage_url, study_prefix, risk)
     if storage_url:
         prepare_storage(storage_url)
 
@@ -221,12 +245,14 @@ def optimize_splits(
         lo = max(0, i0 - lookback)
         fitted, cut = fitted_space(strategy, i1 - i0)
         if warm_params is not None:
+            strategy_part, risk_part = split_params(warm_params, strategy)
             try:
-                warm_params = fitted.check(warm_params)
+                warm_params = {**fitted.check(strategy_part), **risk_part}
             except MaestroError:  # the previous pick is outside this window's space: start cold
                 warm_params = None
         fp = search_fingerprint(s, bars_hash(bars.slice(lo, i1 - lo)), strategy, search, costs, timeframe,
-                                {"warm_start": warm_params, "space_cut": cut} if (warm_params or cut) else None)
+                                {"warm_start": warm_params, "space_cut": cut} if (warm_params or cut) else None,
+                                risk)
         return SplitTask(s, i0, i1, split_seed(search.seed, s), fp, warm_params, cut, fitted)
 
     results: dict[int, SearchResult] = {}
@@ -238,10 +264,11 @@ def optimize_splits(
             t = tasks[s.index] = prepare(s, prev_pick)
             if t.fingerprint in cache:
                 reused_rows[s.index] = cache[t.fingerprint]
-                prev_pick = json.loads(reused_rows[s.index]["params"])
+                prev_pick = json.loads(reused_rows[s.index]["params"]) if reused_rows[s.index]["params"] else prev_pick
             else:
                 results[s.index] = run_split(ctx, t)
-                prev_pick = dict(results[s.index].best_params)
+                best = results[s.index].best_params
+                prev_pick = dict(best) if best is not None else prev_pick
         n_workers = 1
     else:
         for s in splits:

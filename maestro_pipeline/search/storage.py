@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,12 @@ from ..errors import MaestroError
 __all__ = ["clear_storage_cache", "persist_study", "prepare_storage"]
 
 
-def persist_study(url: str, name: str, trials: list, n_objectives: int, attrs: dict) -> bool:
+def persist_study(url: str, name: str, trials: list, objectives: Sequence[str], attrs: dict) -> bool:
     """Write a finished in-memory study to an Optuna RDB storage (``sqlite:///...``, ``postgresql://...``).
 
     A study of that name already there is left alone (names carry the split's fingerprint, so it holds the same
     trials); returns whether it was written. ``attrs`` (seed, sampler settings, versions, window) become the
-    study's user attributes, which optuna-dashboard shows.
+    study's user attributes and ``objectives`` its metric names, which optuna-dashboard shows.
     """
     storage = _storage(url)
     try:
@@ -30,8 +31,9 @@ def persist_study(url: str, name: str, trials: list, n_objectives: int, attrs: d
         pass
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study = optuna.create_study(storage=storage, study_name=name, directions=["maximize"] * n_objectives)
+        study = optuna.create_study(storage=storage, study_name=name, directions=["maximize"] * len(objectives))
         try:
+            study.set_metric_names(list(objectives))
             for k, v in attrs.items():
                 study.set_user_attr(k, v)
             study.add_trials(trials)

@@ -2,24 +2,24 @@
 
 * Optuna runs **in memory** during the search (its RDB storage costs ~16 ms per trial here, more than a backtest);
   the finished study is persisted afterwards with :func:`maestro_pipeline.search.persist_study` to any Optuna
-  RDB URL (SQLite by default).
-* Samplers: ``tpe`` (``TPESampler(seed, multivariate=True)``), ``random`` (``RandomSampler(seed)``), ``grid``
-  (``GridSampler`` over each parameter's grid, visited in a seeded order). The same bars, window, seed and settings
-  give the same trials and the same pick, in any process.
-* Every trial is a full backtest of the train window through :mod:`maestro_pipeline.engine` (the numba kernel
-  that reproduces the vectorbt engine bar for bar), scored by the configured objective(s), higher is better.
-* One objective: the best value wins. Several (e.g. ``[sharpe, vwr]``): a multi-objective study, then one pick by
-  ``selection`` — ``pareto`` (the Pareto-front trial with the best average rank over all completed trials),
-  ``rank`` (best average rank over all completed trials) or ``weighted`` (largest weighted sum of z-scores).
+  RDB URL (SQLite by default). Its objectives are named (``study.metric_names``), so optuna-dashboard shows
+  "sharpe", not "Objective 0".
+* Every trial is a full backtest of the train window through :mod:`maestro_pipeline.engine` (the numba kernels
+  that reproduce the vectorbt engine bar for bar, stops, liquidation and sizing included), scored by the configured
+  objective(s), higher is better. Searched risk controls (``risk:`` ``search``) are parameters of the trial too.
+* **Feasibility.** A trial with fewer than ``search.min_trades`` trades in the train window is *infeasible*: it keeps
+  its real objective values (no sentinel score distorts the scale), is marked in the ledger with the reason, is
+  never picked, and TPE learns it through Optuna's constraints (``constraints_func``). A split none of whose trials
+  is feasible has no pick — the search says so (``SearchResult.best_params is None``) instead of inventing one.
+* One objective: the best feasible value wins. Several (e.g. ``[sharpe, vwr]``): a multi-objective study, then one
+  pick among the feasible trials by ``selection`` — ``pareto``, ``rank`` or ``weighted`` (see :mod:`.selection`).
 * ``pruner='wilcoxon'`` (single objective only): the train window is cut into ``folds`` sub-windows, each traded
   from flat with warm-up from before it; the trial reports each fold's score and Optuna's ``WilcoxonPruner``
   stops it when it is significantly worse than the best trial on the same folds. The trial's value is then the
   mean fold score (not the whole-window score) — that is what makes the paired comparison sound.
-* A parameter set that violates a strategy constraint (``fast >= slow``) is never evaluated: the trial is pruned
-  (``state='PRUNED'``), which also tells TPE to avoid that region.
-* A trial that trades zero times scores ``NO_TRADES_SCORE`` on every objective, so "never trade" cannot win.
+* A non-finite objective (an exploding CAGR of a few bars) prunes the trial with the reason.
 * ``exclude`` (embargo zones inside the train window) drops those bars' returns from every objective.
-* Every trial's daily returns are kept (``SearchResult.daily``) for the overfitting statistics (PBO needs them).
+* Every completed trial's daily returns are kept (``SearchResult.daily``) for the overfitting statistics.
 """
 
 from __future__ import annotations
@@ -34,34 +34,29 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from ..config import SearchConfig
+from ..config import RiskSettings, SearchConfig
 from ..engine import Costs, evaluate_fast
 from ..errors import MaestroError
-from ..stats import fast_metrics
-from ..strategies import Categorical, FloatParam, IntParam, Strategy
+from ..stats import fast_metrics, max_drawdown
+from ..strategies import Strategy
 from ..timeframes import DAY_MS
+from .risk import risk_space, risk_spec, split_params
+from .sampling import lowest_corner, make_sampler, sampler_settings, suggest, suggest_extra
 from .selection import select_trial
 
-__all__ = [
-    "LEDGER_COLUMNS", "MAX_GRID_POINTS", "NO_TRADES_SCORE", "OBJECTIVES", "SearchResult", "grid_space",
-    "sampler_label", "sampler_settings", "search_split", "suggest",
-]
+__all__ = ["LEDGER_COLUMNS", "OBJECTIVES", "SearchResult", "search_split"]
 
-#: Objectives a search can maximize (keys of ``fastpath.fast_metrics``).
+#: Objectives a search can maximize (keys of ``stats.fast_metrics``).
 OBJECTIVES = ("sharpe", "vwr", "sortino", "calmar", "total_return", "cagr")
-#: Score of a trial that never trades (documented penalty, finite so the ledger stays numeric).
-NO_TRADES_SCORE = -1000.0
-#: The largest grid the grid sampler enumerates.
-MAX_GRID_POINTS = 1_000_000
 LEDGER_COLUMNS = (
     "trial", "params", "value", "values", "sharpe", "vwr", "total_return", "max_drawdown", "n_trades",
-    "mean_return", "std_return", "skew", "kurtosis", "n_obs", "state", "note", "selected",
+    "mean_return", "std_return", "skew", "kurtosis", "n_obs", "state", "feasible", "note", "selected",
 )
 
 
 @dataclass
 class SearchResult:
-    best_params: dict
+    best_params: dict | None                  # None: no feasible trial (see ``note``)
     best_value: float
     train_metrics: dict
     ledger: pd.DataFrame                      # LEDGER_COLUMNS, one row per trial
@@ -69,92 +64,7 @@ class SearchResult:
     daily: pd.DataFrame | None = None         # trial, day (ms), return: every completed trial's daily train returns
     settings: dict = field(default_factory=dict)  # sampler/pruner/selection settings and the seed
     persisted: bool = False                   # the study was written to the Optuna storage
-
-
-def _quiet_optuna() -> None:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-def suggest(trial: optuna.Trial, strategy: Strategy, fixed: dict | None = None) -> dict:
-    """Sample one full parameter set from ``strategy.space`` (``fixed`` supplies the non-searched ones).
-
-    Every searched parameter is always suggested from the same distribution (a static space keeps
-    multivariate TPE valid); a set that fails ``strategy.check`` prunes the trial instead of being evaluated.
-    """
-    params: dict[str, Any] = {}
-    for key in strategy.defaults:
-        spec = strategy.space.get(key)
-        if spec is None:
-            params[key] = (fixed or {}).get(key, strategy.defaults[key])
-        elif isinstance(spec, IntParam):
-            params[key] = trial.suggest_int(key, spec.low, spec.high, step=spec.step)
-        elif isinstance(spec, FloatParam):
-            params[key] = trial.suggest_float(key, spec.low, spec.high, log=spec.log)
-        elif isinstance(spec, Categorical):
-            params[key] = trial.suggest_categorical(key, list(spec.choices))
-        else:  # pragma: no cover - programming error
-            raise TypeError(f"unknown parameter spec {spec!r}")
-    try:
-        return strategy.check(params)
-    except MaestroError as exc:
-        trial.set_user_attr("note", f"infeasible: {exc}")
-        raise optuna.TrialPruned(str(exc)) from None
-
-
-def _lowest_corner(strategy: Strategy) -> dict:
-    """Every searched parameter at its low end: the smallest warm-up the space allows."""
-    corner = dict(strategy.defaults)
-    for key, spec in strategy.space.items():
-        corner[key] = spec.choices[0] if isinstance(spec, Categorical) else spec.low
-    return corner
-
-
-def grid_space(strategy: Strategy, grid_points: int) -> dict[str, list]:
-    """Each searched parameter's grid: an int's step grid, ``grid_points`` values of a float, a categorical's
-    choices."""
-    space: dict[str, list] = {}
-    for key, spec in strategy.space.items():
-        if isinstance(spec, IntParam):
-            space[key] = list(range(spec.low, spec.high + 1, spec.step))
-        elif isinstance(spec, FloatParam):
-            pts = (np.geomspace(spec.low, spec.high, grid_points) if spec.log
-                   else np.linspace(spec.low, spec.high, grid_points))
-            space[key] = sorted({float(x) for x in pts})
-        else:
-            space[key] = list(spec.choices)
-    size = math.prod(len(v) for v in space.values())
-    if size > MAX_GRID_POINTS:
-        raise MaestroError(
-            f"the grid of {strategy.name!r} has {size:,} points (> {MAX_GRID_POINTS:,}): use sampler tpe or random, "
-            f"or lower search.grid_points"
-        )
-    return space
-
-
-def sampler_settings(sampler: str, seed: int, n_objectives: int, grid_points: int, pruner: str, folds: int) -> dict:
-    """What a study's sampling depends on, recorded with every study and every params row."""
-    s: dict[str, Any] = {"sampler": sampler, "seed": int(seed), "n_objectives": n_objectives, "pruner": pruner,
-                         "optuna": optuna.__version__}
-    if sampler == "tpe":
-        s.update(multivariate=True, n_startup_trials=10, n_ei_candidates=24, consider_endpoints=False)
-    if sampler == "grid":
-        s["grid_points"] = grid_points
-    if pruner == "wilcoxon":
-        s.update(folds=folds, p_threshold=0.1, n_startup_steps=2)
-    return s
-
-
-def _make_sampler(sampler: str, seed: int, strategy: Strategy, grid_points: int) -> optuna.samplers.BaseSampler:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if sampler == "tpe":
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True)
-        if sampler == "random":
-            return optuna.samplers.RandomSampler(seed=seed)
-        if sampler == "grid":
-            return optuna.samplers.GridSampler(grid_space(strategy, grid_points), seed=seed)
-    raise MaestroError(f"unknown sampler {sampler!r}: use tpe, random or grid")
-
+    note: str = ""                            # why there is no pick, if so
 
 
 def _moments(r: np.ndarray) -> tuple[float, float, float, float]:
@@ -171,6 +81,9 @@ def _moments(r: np.ndarray) -> tuple[float, float, float, float]:
     return m, sd, float((c ** 3).mean() / m2 ** 1.5), float((c ** 4).mean() / m2 ** 2)
 
 
+def _constraint(trial: optuna.trial.FrozenTrial) -> list[float]:
+    """Optuna's convention: a value above 0 violates the constraint (here: trades missing to ``min_trades``)."""
+    return [float(trial.user_attrs.get("missing_trades", 1.0))]
 
 
 def search_split(
@@ -183,22 +96,23 @@ def search_split(
     seed: int,
     costs: Costs,
     periods_per_year: float,
+    risk: RiskSettings | None = None,
     warm_start: dict | None = None,
     exclude: tuple[tuple[int, int], ...] = (),
     arrays: dict | None = None,
 ) -> SearchResult:
-    """Search ``strategy.space`` on bars ``[start, end)`` as ``search`` says (``seed``: this split's own seed);
-    ``warm_start`` (if given) is trial 0."""
+    """Search ``strategy.space`` (and the searched risk controls of ``risk``) on bars ``[start, end)`` as ``search``
+    says (``seed``: this split's own seed); ``warm_start`` (if given) is trial 0."""
+    risk = risk or RiskSettings()
     objectives = search.objectives
-    n_trials, selection, weights = search.n_trials, search.selection, dict(search.weights)
-    sampler, grid_points, pruner, folds = search.sampler, search.grid_points, search.pruner, search.folds
+    pruner, folds = search.pruner, search.folds
+    extra = risk_space(risk)
     n = len(bars)
     if not 0 <= start < end <= n:
         raise MaestroError(f"search window [{start}, {end}) is not inside the {n} bars: use 0 <= start < end <= {n}")
-    if not strategy.space:
+    if not strategy.space and not extra:
         raise MaestroError(f"strategy {strategy.name!r} has an empty search space: nothing to optimize")
-
-    min_warmup = int(strategy.warmup(_lowest_corner(strategy)))
+    min_warmup = int(strategy.warmup(lowest_corner(strategy)))
     tradable = end - max(start, min_warmup)  # bars of the window on which a signal may appear
     if tradable < 2:
         raise MaestroError(
@@ -208,7 +122,6 @@ def search_split(
         )
     if pruner == "wilcoxon" and (end - start) // folds < 2:
         raise MaestroError(f"the train window [{start}, {end}) is too short for {folds} folds: lower search.folds")
-
     if not isinstance(bars.index, pd.DatetimeIndex):
         raise MaestroError("bars need a DatetimeIndex (naive UTC): build them with schema.to_pandas_bars")
     ms = bars.index[start:end].as_unit("ms").asi8
@@ -222,74 +135,70 @@ def search_split(
     fixed: dict[str, Any] = {}
     first: dict | None = None
     if warm_start is not None:
-        first = strategy.check(warm_start)
-        fixed = {k: v for k, v in first.items() if k not in strategy.space}
+        strategy_part, risk_part = split_params(warm_start, strategy)
+        first = {**strategy.check(strategy_part), **{k: v for k, v in risk_part.items() if k in extra}}
+        fixed = {k: v for k, v in first.items() if k not in strategy.space and k not in extra}
 
-    _quiet_optuna()
-    directions = ["maximize"] * len(objectives)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         pr = (optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=2) if pruner == "wilcoxon"
               else optuna.pruners.NopPruner())
-        study = optuna.create_study(
-            directions=directions, sampler=_make_sampler(sampler, seed, strategy, grid_points), pruner=pr,
-        )
+        sampler = make_sampler(search.sampler, seed, strategy, search.grid_points, extra, _constraint)
+        study = optuna.create_study(directions=["maximize"] * len(objectives), sampler=sampler, pruner=pr)
+        study.set_metric_names(list(objectives))
     if first is not None:
-        study.enqueue_trial({k: v for k, v in first.items() if k in strategy.space})
+        study.enqueue_trial({k: v for k, v in first.items() if k in strategy.space or k in extra})
 
     daily: dict[int, np.ndarray] = {}
     stats: dict[int, dict] = {}
 
-    def scores(rets: np.ndarray, n_trades: int) -> tuple[dict, list[float], str]:
-        r = rets[keep] if rets.shape[0] == keep.shape[0] else rets
-        m = fast_metrics(r, periods_per_year)
-        if n_trades == 0:
-            return m, [NO_TRADES_SCORE] * len(objectives), "no trades: scored NO_TRADES_SCORE"
-        vals, note = [], ""
-        for o in objectives:
-            v = float(m[o])
-            if not math.isfinite(v):
-                v, note = NO_TRADES_SCORE, f"{o} is not finite: scored NO_TRADES_SCORE"
-            vals.append(v)
-        return m, vals, note
-
     def run_trial(trial: optuna.Trial):
-        params = suggest(trial, strategy, fixed)
+        params = {**suggest(trial, strategy, fixed), **suggest_extra(trial, extra)}
         trial.set_user_attr("params", params)
+        strategy_params, risk_params = split_params(params, strategy)
+        spec = risk_spec(risk, risk_params)
         if fold_edges is None:
-            rets, n_trades = evaluate_fast(bars, strategy, params, start, end, costs, arrays=arrays)
+            rets, n_trades = evaluate_fast(bars, strategy, strategy_params, start, end, costs, arrays=arrays,
+                                           risk=spec)
         else:
             parts, n_trades, fold_scores = [], 0, []
             for k in range(folds):
                 f0, f1 = int(fold_edges[k]), int(fold_edges[k + 1])
-                fr, ft = evaluate_fast(bars, strategy, params, f0, f1, costs, arrays=arrays)
+                fr, ft = evaluate_fast(bars, strategy, strategy_params, f0, f1, costs, arrays=arrays, risk=spec)
                 parts.append(fr)
                 n_trades += ft
-                fk = keep[f0 - start:f1 - start]
-                fm = fast_metrics(fr[fk], periods_per_year)
-                s = float(fm[objectives[0]]) if ft and math.isfinite(fm[objectives[0]]) else NO_TRADES_SCORE
+                fm = fast_metrics(fr[keep[f0 - start:f1 - start]], periods_per_year)
+                s = float(fm[objectives[0]]) if math.isfinite(fm[objectives[0]]) else 0.0
                 fold_scores.append(s)
                 trial.report(s, k)
                 if trial.should_prune():
                     trial.set_user_attr("note", f"pruned by Wilcoxon after fold {k + 1}/{folds}")
                     raise optuna.TrialPruned()
             rets = np.concatenate(parts)
-        m, vals, note = scores(rets, n_trades)
-        if fold_edges is not None:
-            vals = [float(np.mean(fold_scores))]
-        r = np.where(keep, rets, 0.0)
-        daily[trial.number] = np.multiply.reduceat(1.0 + r, day_starts) - 1.0
+        m = fast_metrics(rets[keep], periods_per_year)
+        vals = [float(np.mean(fold_scores))] if fold_edges is not None else [float(m[o]) for o in objectives]
         stats[trial.number] = {**m, "n_trades": int(n_trades), "moments": _moments(rets[keep]),
                                "n_obs": int(keep.sum())}
-        if note:
-            trial.set_user_attr("note", note)
         trial.set_user_attr("metrics", {k: float(v) for k, v in m.items()} | {"n_trades": int(n_trades)})
+        missing = max(0, search.min_trades - int(n_trades))
+        trial.set_user_attr("missing_trades", float(missing))
+        if missing:
+            trial.set_user_attr("note", f"infeasible: {n_trades} train trades < min_trades {search.min_trades}")
+        bad = [o for o, v in zip(objectives, vals, strict=True) if not math.isfinite(v)]
+        if bad:
+            trial.set_user_attr("note", f"{bad[0]} is not finite on this window")
+            raise optuna.TrialPruned(f"{bad[0]} is not finite")
+        daily[trial.number] = day_r = np.multiply.reduceat(1.0 + np.where(keep, rets, 0.0), day_starts) - 1.0
+        # the drawdown every view shows is on end-of-day equity (the objectives keep their per-bar definitions)
+        stats[trial.number]["max_drawdown"] = max_drawdown(day_r)
+        trial.set_user_attr("metrics", trial.user_attrs["metrics"] | {"max_drawdown": max_drawdown(day_r)})
         return vals[0] if len(vals) == 1 else vals
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         warnings.simplefilter("ignore", UserWarning)  # GridSampler: "grid is exhausted" when n_trials > grid
-        study.optimize(run_trial, n_trials=n_trials, gc_after_trial=False, show_progress_bar=False)
+        study.optimize(run_trial, n_trials=search.n_trials, gc_after_trial=False, show_progress_bar=False)
 
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
@@ -297,11 +206,44 @@ def search_split(
             f"no feasible parameter set among {len(study.trials)} trials of {strategy.name!r} (all violated its "
             f"constraints or were pruned): raise n_trials, widen the space or pass a valid warm_start"
         )
-    values = np.array([t.values for t in complete], dtype=np.float64)
-    pick = complete[select_trial(values, selection, weights, objectives)]
+    feasible = [t for t in complete if t.user_attrs.get("missing_trades", 1.0) == 0]
+    pick = None
+    note = ""
+    if feasible:
+        values = np.array([t.values for t in feasible], dtype=np.float64)
+        pick = feasible[select_trial(values, search.selection, dict(search.weights), objectives)]
+    else:
+        note = (f"no trial reached min_trades {search.min_trades} train trades (most: "
+                f"{max(int(t.user_attrs['metrics']['n_trades']) for t in complete)} in {len(complete)} completed "
+                "trials): no pick for this split")
+    ledger = _ledger(study.trials, stats, pick)
+    day_ms = day[day_starts]
+    done = [t.number for t in complete]
+    daily_frame = pd.DataFrame({
+        "trial": np.repeat(np.array(done, dtype=np.int64), len(day_ms)),
+        "day": np.tile(day_ms.astype(np.int64), len(done)),
+        "return": np.concatenate([daily[k] for k in done]) if done else np.array([], dtype=np.float64),
+    })
+    settings = sampler_settings(search.sampler, seed, len(objectives), search.grid_points, pruner, folds) | {
+        "objectives": list(objectives), "selection": search.selection if len(objectives) > 1 else "best",
+        "weights": dict(search.weights), "warm_start": first is not None, "min_trades": search.min_trades,
+        "risk": risk.model_dump(mode="json"),
+    }
+    return SearchResult(
+        best_params=dict(pick.user_attrs["params"]) if pick is not None else None,
+        best_value=float(pick.values[0]) if pick is not None else math.nan,
+        train_metrics=dict(pick.user_attrs["metrics"]) if pick is not None else {},
+        ledger=ledger,
+        trials=list(study.trials),
+        daily=daily_frame,
+        settings=settings,
+        note=note,
+    )
 
+
+def _ledger(trials: list, stats: dict[int, dict], pick: Any) -> pd.DataFrame:
     rows = []
-    for t in study.trials:
+    for t in trials:
         st = stats.get(t.number, {})
         mean, sd, skew, kurt = st.get("moments", (math.nan,) * 4)
         rows.append({
@@ -317,36 +259,8 @@ def search_split(
             "mean_return": mean, "std_return": sd, "skew": skew, "kurtosis": kurt,
             "n_obs": int(st.get("n_obs", 0)),
             "state": t.state.name,
+            "feasible": t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("missing_trades", 1.0) == 0,
             "note": t.user_attrs.get("note", ""),
-            "selected": t.number == pick.number,
+            "selected": pick is not None and t.number == pick.number,
         })
-    ledger = pd.DataFrame(rows, columns=list(LEDGER_COLUMNS))
-    day_ms = day[day_starts]
-    done = [t.number for t in complete]
-    daily_frame = pd.DataFrame({
-        "trial": np.repeat(np.array(done, dtype=np.int64), len(day_ms)),
-        "day": np.tile(day_ms.astype(np.int64), len(done)),
-        "return": np.concatenate([daily[k] for k in done]) if done else np.array([], dtype=np.float64),
-    })
-    settings = sampler_settings(sampler, seed, len(objectives), grid_points, pruner, folds) | {
-        "objectives": list(objectives), "selection": selection if len(objectives) > 1 else "best",
-        "weights": dict(weights or {}), "warm_start": first is not None,
-    }
-    return SearchResult(
-        best_params=dict(pick.user_attrs["params"]),
-        best_value=float(pick.values[0]),
-        train_metrics=dict(pick.user_attrs["metrics"]),
-        ledger=ledger,
-        trials=list(study.trials),
-        daily=daily_frame,
-        settings=settings,
-    )
-
-
-
-def sampler_label(search: SearchConfig) -> str:
-    """The sampler as a reader would write it (the materialization's metadata)."""
-    kind = {"tpe": "TPESampler(multivariate=True, seed=per-split)", "random": "RandomSampler(seed=per-split)",
-            "grid": f"GridSampler(grid_points={search.grid_points}, seed=per-split)"}[search.sampler]
-    return f"optuna.samplers.{kind}" + (f", WilcoxonPruner over {search.folds} folds" if search.pruner == "wilcoxon"
-                                        else "")
+    return pd.DataFrame(rows, columns=list(LEDGER_COLUMNS))

@@ -12,7 +12,7 @@ import pytest
 from maestro_pipeline.config import SearchConfig, parse_section
 from maestro_pipeline.engine import Costs, evaluate
 from maestro_pipeline.errors import MaestroError
-from maestro_pipeline.search import LEDGER_COLUMNS, NO_TRADES_SCORE, search_split, suggest
+from maestro_pipeline.search import LEDGER_COLUMNS, search_split, suggest
 from maestro_pipeline.stats import compute_metrics
 from maestro_pipeline.strategies import get_strategy
 from tests.support.bars import random_walk
@@ -51,9 +51,14 @@ def test_same_seed_same_search_and_ledger_shape(bars):
     res = evaluate(bars, s, a.best_params, 1000, 2500, Costs())
     m = compute_metrics(res.returns, PPY, res.trades)
     assert m["sharpe"] == pytest.approx(a.best_value, rel=1e-12)
-    shared = sorted(set(a.train_metrics) & set(m))
-    assert {"sharpe", "vwr", "total_return", "cagr", "max_drawdown", "n_trades"} <= set(shared)
+    shared = sorted(set(a.train_metrics) & set(m) - {"max_drawdown"})
+    assert {"sharpe", "vwr", "total_return", "cagr", "n_trades"} <= set(shared)
     assert {k: a.train_metrics[k] for k in shared} == pytest.approx({k: m[k] for k in shared}, rel=1e-9, abs=1e-12)
+    # the drawdown is the one every view shows: on end-of-day equity (pandas resampling as the reference)
+    day_end = (1.0 + res.returns).cumprod().resample("1D").last().to_numpy()
+    peak = np.maximum.accumulate(np.r_[1.0, day_end])[1:]
+    assert a.train_metrics["max_drawdown"] == pytest.approx(float(np.min(day_end / peak - 1.0)), rel=1e-9)
+    assert a.train_metrics["max_drawdown"] >= m["max_drawdown"]   # a per-bar trough is at least as deep
 
     c = run(bars, seed=8, warm_start={"fast": 10, "slow": 30})
     assert c.ledger["params"].tolist() != a.ledger["params"].tolist()  # the seed matters
@@ -62,11 +67,12 @@ def test_same_seed_same_search_and_ledger_shape(bars):
 def test_total_return_objective_and_other_strategies(bars):
     r = run(bars, seed=1, n_trials=8, name="rsi", objective="total_return")
     ok = r.ledger[r.ledger["state"] == "COMPLETE"]
-    assert r.best_value == ok["value"].max()
+    assert r.best_value == ok.loc[ok["feasible"], "value"].max()  # the best trial with enough train trades
     traded = ok["n_trades"] > 0
     assert traded.any()
-    np.testing.assert_array_equal(ok.loc[traded, "value"], ok.loc[traded, "total_return"])
-    assert (ok.loc[~traded, "value"] == NO_TRADES_SCORE).all()
+    np.testing.assert_array_equal(ok["value"], ok["total_return"])  # the real value, traded or not
+    assert (ok["feasible"] == (ok["n_trades"] >= SearchConfig().min_trades)).all()
+    assert ok.loc[ok["selected"], "feasible"].all()
     assert get_strategy("rsi").check(r.best_params) == r.best_params
     b = run(bars, seed=1, n_trials=6, name="bollinger")
     assert len(b.ledger) == 6
@@ -95,16 +101,18 @@ def test_pruned_trials_in_a_real_search_have_no_value(bars):
         assert d["fast"] >= d["slow"]
 
 
-def test_no_trades_scores_the_penalty():
+def test_a_window_without_trades_keeps_real_values_and_has_no_pick():
     flat = random_walk(1500, seed=1, unit="us")
     flat[["open", "high", "low", "close"]] = 100.0  # EMAs never cross
     res = search_split(flat, get_strategy("ema_cross"), 500, 1500,
                        parse_section(SearchConfig, {"n_trials": 4}, "search"), seed=0, costs=Costs(),
                        periods_per_year=PPY)
-    ok = res.ledger[res.ledger["state"] == "COMPLETE"]
-    assert (ok["value"] == NO_TRADES_SCORE).all() and (ok["n_trades"] == 0).all()
-    assert (ok["sharpe"] == 0.0).all()  # the real metric is kept in the ledger
-    assert res.best_value == NO_TRADES_SCORE
+    led = res.ledger
+    ok = led[led["state"] == "COMPLETE"]
+    assert len(ok) and (ok["n_trades"] == 0).all() and not ok["feasible"].any()
+    assert (ok["value"] == ok["sharpe"]).all()  # no invented penalty score: the real (flat) metric
+    assert res.best_params is None and not led["selected"].any()
+    assert "min_trades" in res.note
 
 
 def test_bad_requests_raise_maestro_errors(bars):
