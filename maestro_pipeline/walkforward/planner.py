@@ -21,7 +21,7 @@ a longer one leaves unused data between test windows.
 
 Schemes: ``rolling`` (fixed-length train window), ``anchored`` (expanding: train starts at the origin) and
 ``adaptive`` (volatility-adaptive: the test grid is the same, but each train window's start moves so it holds
-the realized variance of a nominal window at the median per-bar variance seen so far — calm markets get
+the realized variance of a nominal window at the mean per-bar variance seen so far — calm markets get
 longer train windows, volatile ones shorter; see :func:`adaptive_train_start`).
 
 Leakage guards (both only ever remove train data):
@@ -120,9 +120,9 @@ def _calendar_grid(origin: int, data_start: int, data_end: int, tf: int, train: 
         need = test.add(a0, tf)
         raise MaestroError(
             f"not enough data for one walk-forward split: need about {-(-(need - data_start) // DAY_MS)} days "
-            f"(train + purge + test from the first whole day, to {iso(need)}), "
-            f"have {(data_end - data_start) / DAY_MS:.1f}; "
-            "shorten train/test or backfill earlier months"
+            f"(train + purge + test from the first whole day, i.e. data up to {iso(need)}), "
+            f"have {(data_end - data_start) / DAY_MS:.1f} days ({iso(data_start)} to {iso(data_end)}); "
+            "shorten walk_forward.train/test or backfill earlier months (the instrument's start)"
         )
     if test.months:
         test_ends = np.array([test.add(int(t), tf) for t in test_starts], dtype=np.int64)
@@ -174,7 +174,9 @@ def adaptive_train_start(ts: np.ndarray, r2: np.ndarray, origin: int, train_end:
                          tf: int) -> int:
     """Start of a train window ending at ``train_end`` that holds the nominal window's expected variance.
 
-    Target = nominal bars x median squared log return of every bar before ``train_end``; walk back from
+    Target = nominal bars x mean squared log return of every bar before ``train_end`` (the same statistic the walk
+    sums, so a window of average variance keeps its nominal length; a median would undershoot the sum of fat-tailed
+    returns and pin every window to the minimum); walk back from
     ``train_end`` summing squared log returns until the target is reached (a 1e-9 relative float tolerance);
     the length is clamped to [nominal/2, 2 x nominal] and the start to the origin. Only bars before
     ``train_end`` are read. No variance yet (flat prices) keeps the nominal start.
@@ -184,10 +186,10 @@ def adaptive_train_start(ts: np.ndarray, r2: np.ndarray, origin: int, train_end:
     past = r2[1:j_end]
     if past.size == 0:
         return nominal_start
-    med = float(np.median(past))
-    if not med > 0:
+    mean = float(np.mean(past))
+    if not mean > 0:
         return nominal_start
-    target = (length // tf) * med * (1 - 1e-9)
+    target = (length // tf) * mean * (1 - 1e-9)
     acc = np.cumsum(past[::-1])           # acc[m]: variance of the last m + 1 bars before train_end
     m = int(np.searchsorted(acc, target, side="left"))
     start = int(ts[j_end - 1 - m]) if m < acc.size else train_end - 2 * length

@@ -300,18 +300,21 @@ def test_adaptive_window_holds_the_nominal_variance():
     assert window(_closes(calm)) == nominal  # constant variance: the nominal window
     vol = calm.copy()
     vol[j - 40:j] = 2.25 * A  # 40 volatile bars right before train_end: r^2 = 5.0625 a^2 each
-    # median stays a^2; target 480 a^2 = 40 * 5.0625 a^2 (202.5) + 277.5 a^2 -> 278 calm bars: 318 bars in all
-    assert window(_closes(vol)) == 318 < nominal
+    # the 959 returns before train_end average (919 + 202.5) / 959 a^2; target 480 x that = 561.3 a^2
+    # = 202.5 a^2 (the 40 volatile bars) + 358.8 a^2 -> 359 calm bars: 399 bars in all
+    assert window(_closes(vol)) == 399 < nominal
     wild = calm.copy()
-    wild[j - 300:j] = 3 * A  # 9 a^2 each: 54 bars would do, clamped to half the nominal window
+    wild[j - 300:j] = 3 * A  # 9 a^2 each: target 480 x 3659/959 a^2 takes 187 bars, clamped to half the window
     assert window(_closes(wild)) == nominal // 2
-    quiet = np.full(ts.size, 2 * A)  # volatile history (median 4 a^2), calm recently
+    quiet = np.full(ts.size, 2 * A)  # volatile history (4 a^2), calm recently
     quiet[j - 200:j] = A
-    # target 480 * 4 a^2 = 1920 a^2: 200 calm bars give 200 a^2, the other 1720 a^2 take 430 volatile bars
-    assert window(_closes(quiet)) == 630 > nominal
-    later = START + 60 * DAY_MS  # 1440 bars before it; the last 700 calm: 700 a^2 + 1220 a^2 / 4 = 1005 > 960
+    # mean (759 x 4 + 200) / 959 a^2; target 480 x that = 1619.7 a^2: 200 calm bars give 200 a^2, the other
+    # 1419.7 a^2 take 355 volatile bars
+    assert window(_closes(quiet)) == 555 > nominal
+    later = START + 60 * DAY_MS  # 1439 returns before it; the last 1200 very calm (a^2 / 16)
     quiet = np.full(ts.size, 2 * A)
-    quiet[j + 480 - 700:j + 480] = A
+    quiet[j + 480 - 1200:j + 480] = A / 4
+    # mean (239 x 4 + 1200 / 16) / 1439 a^2; target 343.9 a^2 = 75 a^2 + 68 volatile bars: 1268 > 960 bars
     (s,) = [s for s in plan_splits(ts, _closes(quiet), "1h", wf({**kw})) if s.test_start == later]
     assert s.train_end - s.train_start == 2 * nominal * HOUR_MS  # clamped to twice the nominal window
 
