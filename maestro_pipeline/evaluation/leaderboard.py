@@ -12,7 +12,8 @@ __all__ = ["COLUMNS", "build_leaderboard", "format_leaderboard", "leaderboard_sq
 COLUMNS = (
     "instrument", "strategy", "verdict", "oos_sharpe", "oos_sortino", "oos_cagr", "oos_max_drawdown",
     "oos_total_return", "buy_hold_total_return", "oos_trades", "wfe", "dsr", "pbo", "sharpe_ci_low", "sharpe_ci_high",
-    "plateau_median", "dsr_n_trials", "n_splits", "first_test", "last_test_end", "verdict_reason", "source",
+    "plateau_median", "dsr_n_trials", "n_splits", "oos_days", "oos_liquidations", "ruined", "first_test",
+    "last_test_end", "verdict_reason", "nan_reasons", "source",
 )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import polars as pl
 
+from ..config import EvaluationConfig, RiskSettings
 from ..durations import iso
 from ..engine import Costs
 from ..instruments import Instrument
@@ -51,13 +52,14 @@ class ResearchReport:
 
 def build_report(inst: Instrument, strategy: str, bars: pl.DataFrame, params: pl.DataFrame, ledger: pl.DataFrame,
                  daily: pl.DataFrame | None, splits_table: pl.DataFrame, costs: Costs, max_gap: str | int,
-                 *, with_charts: bool = True) -> ResearchReport:
+                 *, risk: RiskSettings | None = None, evaluation: EvaluationConfig | None = None,
+                 with_charts: bool = True) -> ResearchReport:
     """Trade each split's pick out of sample, judge it (report card), and assemble the report row."""
-    res = run_oos(bars, params, strategy, costs, inst.timeframe, max_gap=max_gap)
+    res = run_oos(bars, params, strategy, costs, inst.timeframe, max_gap=max_gap, risk=risk)
     res.per_split = with_regimes(res.per_split, params, splits_table)
     title = f"{inst.key} {strategy}"
     card = build_report_card(res, params, ledger, daily, to_pandas_bars(bars), get_strategy(strategy), title,
-                             with_charts=with_charts)
+                             with_charts=with_charts, risk=risk, evaluation=evaluation)
     summary = {
         "instrument": inst.key, "exchange": inst.exchange, "symbol": inst.symbol, "timeframe": inst.timeframe,
         "strategy": strategy, "source": inst.exchange,

@@ -26,6 +26,7 @@ import pandas as pd
 import polars as pl
 
 from .. import stats
+from ..config import EvaluationConfig, RiskSettings
 from ..errors import MaestroError
 from ..reporting import (
     candles_with_trades_png,
@@ -36,13 +37,18 @@ from ..reporting import (
     quantstats_table,
     rolling_metrics,
 )
-from ..search import NO_TRADES_SCORE
+from ..search import risk_space
 from ..strategies import FloatParam, IntParam, Strategy
 from .oos import OOSResult
-from .verdict import THRESHOLDS, verdict
+from .verdict import Evidence, thresholds, verdict
 
 __all__ = ["BOOTSTRAP", "ReportCard", "build_report_card"]
 BOOTSTRAP = {"n_boot": 2000, "seed": 0, "level": 0.95, "method": "stationary bootstrap, mean block sqrt(T) days"}
+#: quantstats figures that annualize (365 periods a year): only from enough OOS days.
+ANNUALIZED = ("cagr", "sharpe", "sortino", "volatility", "calmar")
+#: The figures whose NaN the leaderboard explains.
+EXPLAINED = ("oos_sharpe", "oos_sortino", "oos_cagr", "dsr", "pbo", "wfe", "sharpe_ci_low", "sharpe_ci_high",
+             "plateau_median")
 
 
 @dataclass
@@ -59,6 +65,12 @@ def _f(x: Any) -> float:
     except (TypeError, ValueError):
         return math.nan
     return v if math.isfinite(v) else math.nan
+
+
+def _feasible(ledger: pl.DataFrame) -> pl.Expr:
+    """Completed trials that met ``min_trades`` (ledgers written before feasibility existed: every completed one)."""
+    done = pl.col("state") == "COMPLETE"
+    return done & pl.col("feasible") if "feasible" in ledger.columns else done
 
 
 def _trial_daily_sharpes(daily: pl.DataFrame) -> np.ndarray:
@@ -113,11 +125,17 @@ def confidence_intervals(oos_daily: pd.Series, trades: pl.DataFrame) -> dict[str
     return out
 
 
-def stability_figures(params: pl.DataFrame, ledger: pl.DataFrame,
-                      strategy: Strategy) -> tuple[dict[str, Any], pl.DataFrame]:
+def _picked(params: pl.DataFrame) -> pl.DataFrame:
+    """The splits that have a pick (a split without a feasible trial has none)."""
+    return params.filter(pl.col("params") != "") if "params" in params.columns else params
+
+
+def stability_figures(params: pl.DataFrame, ledger: pl.DataFrame, strategy: Strategy,
+                      risk: RiskSettings | None = None) -> tuple[dict[str, Any], pl.DataFrame]:
     """Across splits (spread of each parameter over its range) and around each pick (plateau score, median)."""
+    params = _picked(params)
     per_split = [json.loads(p) for p in params.sort("split")["params"]]
-    space = dict(strategy.space)
+    space = {**strategy.space, **risk_space(risk or RiskSettings())}
     st = stats.parameter_stability(per_split, space)
     rows = []
     for name, d in st["params"].items():
@@ -128,8 +146,7 @@ def stability_figures(params: pl.DataFrame, ledger: pl.DataFrame,
     scores = []
     if ledger.height:
         for r in params.iter_rows(named=True):
-            led = ledger.filter((pl.col("split") == r["split"]) & (pl.col("state") == "COMPLETE")
-                                & (pl.col("value") > NO_TRADES_SCORE))
+            led = ledger.filter((pl.col("split") == r["split"]) & _feasible(ledger) & pl.col("value").is_finite())
             if led.height < 3:
                 continue
             try:
@@ -156,6 +173,9 @@ def charts(res: OOSResult, params: pl.DataFrame, ledger: pl.DataFrame, bars: pd.
     """Equity/drawdown vs buy-and-hold, candles with the latest test window's trades, the parameter heatmap, and
     the latest split's trial surface."""
     out = {"equity_chart": equity_drawdown_png(res.returns, res.benchmark, title=f"{title}: OOS vs buy-and-hold")}
+    params = _picked(params)
+    if params.height == 0:
+        return out
     last = params.sort("split").row(-1, named=True)
     t0, t1 = pd.Timestamp(last["test_start"], unit="ms"), pd.Timestamp(last["test_end"], unit="ms")
     window = bars.loc[(bars.index >= t0) & (bars.index < t1)]
@@ -173,17 +193,63 @@ def charts(res: OOSResult, params: pl.DataFrame, ledger: pl.DataFrame, bars: pd.
     if axes and ledger.height:
         led = ledger.filter((pl.col("split") == last["split"]) & (pl.col("state") == "COMPLETE"))
         if led.height >= 3:
-            trials = pd.DataFrame([{**json.loads(p), "value": v}
-                                   for p, v in zip(led["params"], led["value"], strict=True)])
-            trials.loc[trials["value"] <= NO_TRADES_SCORE, "value"] = np.nan  # never-trading trials are not a score
+            ok = led.select(_feasible(led)).to_series().to_list()
+            trials = pd.DataFrame([{**json.loads(p), "value": v if f else np.nan}  # infeasible trials: no score
+                                   for p, v, f in zip(led["params"], led["value"], ok, strict=True)])
             out["param_surface"] = param_surface_png(
                 trials, axes[0], axes[1], json.loads(last["params"]),
                 title=f"{title}: split {last['split']} trials ({axes[0]} x {axes[1]})")
     return out
 
 
+def _sample_gate(qs: dict[str, float], cis: dict[str, float], figures: dict[str, Any], oos_days: int,
+                 ev: EvaluationConfig) -> dict[str, str]:
+    """Blank the annualized figures (and the DSR) of an OOS span shorter than ``min_oos_days``; the reasons."""
+    reasons: dict[str, str] = {}
+    if oos_days >= ev.min_oos_days:
+        return reasons
+    why = f"{oos_days} OOS days < evaluation.min_oos_days {ev.min_oos_days}: too few to annualize"
+    for key in ANNUALIZED:
+        for k in (key, f"benchmark_{key}"):
+            if k in qs:
+                qs[k] = math.nan
+        reasons[f"oos_{key}"] = why
+    for k in ("sharpe_ci_low", "sharpe_ci_high", "sharpe_daily_point"):
+        cis[k] = math.nan
+        reasons[k] = why
+    figures.update(dsr=None, psr=None)
+    reasons["dsr"] = why
+    return reasons
+
+
+def _nan_reasons(summary: dict[str, Any], gated: dict[str, str], figures: dict[str, Any]) -> str:
+    """One line per NaN figure the leaderboard shows, saying why it is NaN."""
+    notes = figures.get("overfitting_note", "")
+    out = []
+    for key in EXPLAINED:
+        v = summary.get(key)
+        if v is not None and isinstance(v, (int, float)) and math.isfinite(v):
+            continue
+        if key in gated:
+            why = gated[key]
+        elif key == "wfe":
+            why = summary.get("wfe_note", "")
+        elif key in ("dsr", "pbo"):
+            why = next((n for n in notes.split("; ") if key.upper() in n or key in n), notes) or "not computable"
+        elif key.startswith("sharpe_ci"):
+            why = "too few OOS days to resample"
+        elif key == "plateau_median":
+            why = "fewer than 3 feasible trials around each pick"
+        else:
+            why = "undefined for this series (e.g. no variance or no losing day)"
+        out.append(f"{key}: {why}")
+    return "; ".join(out)
+
+
 def build_report_card(res: OOSResult, params: pl.DataFrame, ledger: pl.DataFrame, daily: pl.DataFrame | None,
-                      bars: pd.DataFrame, strategy: Strategy, title: str, *, with_charts: bool = True) -> ReportCard:
+                      bars: pd.DataFrame, strategy: Strategy, title: str, *, with_charts: bool = True,
+                      risk: RiskSettings | None = None, evaluation: EvaluationConfig | None = None) -> ReportCard:
+    ev = evaluation or EvaluationConfig()
     # the live split's test window is still open: stability, charts and figures use the complete splits only
     done = res.per_split["split"].to_list()
     params = params.filter(pl.col("split").is_in(done))
@@ -195,13 +261,16 @@ def build_report_card(res: OOSResult, params: pl.DataFrame, ledger: pl.DataFrame
     oos_daily = daily_returns(res.returns)
     figures = overfitting_figures(oos_daily, ledger, daily)
     cis = confidence_intervals(oos_daily, res.trades)
-    stab, stab_table = stability_figures(params, ledger, strategy)
-    word, reason = verdict(res.summary["oos_trades"], _f(qs["sharpe"]), res.summary["wfe"],
-                           pbo=figures["pbo"], dsr=figures["dsr"])
+    gated = _sample_gate(qs, cis, figures, int(res.summary["oos_days"]), ev)
+    stab, stab_table = stability_figures(params, ledger, strategy, risk)
+    evidence = Evidence(int(res.summary["oos_days"]), int(res.summary["oos_trades"]),
+                        float(res.summary["oos_total_return"]), _f(qs["sharpe"]), res.summary["wfe"],
+                        figures["pbo"], figures["dsr"], bool(res.summary["ruined"]), res.summary["ruin_time"])
+    word, reason = verdict(evidence, ev)
     roll = rolling_metrics(res.returns, 30).reset_index()
     roll = pl.from_pandas(roll.rename(columns={roll.columns[0]: "day"}))
     summary = {
-        "verdict": word, "verdict_reason": reason, "thresholds": THRESHOLDS,
+        "verdict": word, "verdict_reason": reason, "thresholds": thresholds(ev),
         **{f"oos_{k}": _f(v) for k, v in qs.items() if not k.startswith("benchmark_")},
         **{k: _f(v) for k, v in qs.items() if k.startswith("benchmark_")},
         **{k: (_f(v) if isinstance(v, (int, float, np.floating)) or v is None else v) for k, v in figures.items()},
@@ -212,5 +281,7 @@ def build_report_card(res: OOSResult, params: pl.DataFrame, ledger: pl.DataFrame
     summary["dsr_n_trials"] = int(figures["dsr_n_trials"])
     summary["pbo_splits"] = int(figures["pbo_splits"])
     summary["plateau_splits"] = int(stab["plateau_splits"])
+    summary["nan_reasons"] = _nan_reasons({**summary, "wfe": res.summary["wfe"],
+                                           "wfe_note": res.summary["wfe_note"]}, gated, figures)
     return ReportCard(summary, roll, stab_table,
                       charts(res, params, ledger, bars, strategy, title) if with_charts else {})

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MaestroError
-from .quantstats import clean_bar_returns, quiet
+from .quantstats import clean_bar_returns, daily_returns, quiet
 
 __all__ = ["candles_with_trades_png", "equity_drawdown_png", "png_bytes"]
 
@@ -31,10 +31,13 @@ def _equity(s: pd.Series) -> pd.Series:
     return pd.Series(values, index=stamps)
 
 
-def _drawdown(equity: pd.Series) -> pd.Series:
-    # the running peak includes the starting equity of 1.0, so a loss on the first bar is a drawdown
-    peak = np.maximum.accumulate(equity.to_numpy())
-    return pd.Series(equity.to_numpy() / peak - 1.0, index=equity.index)
+def _daily_drawdown(bar_returns: pd.Series) -> pd.Series:
+    """End-of-day drawdown (equity from 1 before the first day), stamped at each day's start, plus the start."""
+    d = daily_returns(bar_returns)
+    eq = np.concatenate([[1.0], np.cumprod(1.0 + d.to_numpy())])
+    dd = eq / np.maximum.accumulate(eq) - 1.0
+    stamps = d.index.append(pd.DatetimeIndex([d.index[-1] + pd.Timedelta(days=1)]))
+    return pd.Series(np.r_[dd[1:], dd[-1]], index=stamps)
 
 
 _MAX_PLOT_POINTS = 1600  # ~2 points per pixel column of an 800 px chart (lines stay exact to the eye)
@@ -58,12 +61,12 @@ def equity_drawdown_png(
     benchmark_bar_returns: pd.Series | None = None,
     title: str = "",
 ) -> bytes:
-    """PNG (800x500 px) with two panels: equity curve (strategy vs buy-and-hold) and drawdown, per bar.
+    """PNG (800x500 px) with two panels: the equity curve per bar (strategy vs buy-and-hold) and the drawdown.
 
-    Unlike the metrics (daily), the chart follows the bars, so its drawdown (and the "max DD" in its
-    legend) can be deeper than ``max_drawdown`` when a day recovered intraday. Long series are thinned
-    to ~1,600 points (equity: last of each bucket; drawdown: minimum, so troughs stay visible). Rendered with
-    matplotlib's Agg canvas on a private ``Figure`` (no pyplot state, no global rcParams change).
+    The drawdown panel (and the "max DD" in its legend) uses the one definition every view of a report uses: end-of-
+    day equity from 1 before the first day, as quantstats and the tearsheet compute it. Long equity series are
+    thinned to ~1,600 points (last of each bucket). Rendered with matplotlib's Agg canvas on a private ``Figure``
+    (no pyplot state, no global rcParams change).
     """
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -79,7 +82,7 @@ def equity_drawdown_png(
             b = None
 
     eq = _equity(s)
-    dd = _drawdown(eq)
+    dd = _daily_drawdown(s)
     rc = {"font.family": "DejaVu Sans", "font.size": 9, "axes.titlesize": 10, "legend.fontsize": 8}
     with quiet(), matplotlib.rc_context(rc=rc):
         fig = Figure(figsize=(10, 6.25), dpi=80)
@@ -90,19 +93,21 @@ def equity_drawdown_png(
                  label=f"Strategy (OOS) {eq.iloc[-1] - 1:+.1%}")
         if b is not None:
             beq = _equity(b)
-            beq_p, bdd_p = _thin(beq, "last"), _thin(_drawdown(beq), "min")
+            beq_p, bdd_p = _thin(beq, "last"), _daily_drawdown(b)
             ax1.plot(beq_p.index, beq_p.to_numpy(), color="#7f7f7f", lw=1.0, alpha=0.9,
                      label=f"Buy and hold {beq.iloc[-1] - 1:+.1%}")
-            ax2.plot(bdd_p.index, bdd_p.to_numpy(), color="#7f7f7f", lw=0.8, alpha=0.7, label="Buy and hold")
+            ax2.step(bdd_p.index, bdd_p.to_numpy(), where="post", color="#7f7f7f", lw=0.8, alpha=0.7,
+                     label="Buy and hold")
         ax1.axhline(1.0, color="black", lw=0.6, alpha=0.5)
         ax1.set_ylabel("Equity (start = 1)")
         ax1.grid(alpha=0.3)
         ax1.legend(loc="upper left")
         if title:
             ax1.set_title(title)
-        dd_p = _thin(dd, "min")
-        ax2.fill_between(dd_p.index, dd_p.to_numpy(), 0.0, color="#d62728", alpha=0.35, lw=0)
-        ax2.plot(dd_p.index, dd_p.to_numpy(), color="#d62728", lw=0.8, label=f"Strategy max DD {dd.min():.1%}")
+        dd_p = dd
+        ax2.fill_between(dd_p.index, dd_p.to_numpy(), 0.0, color="#d62728", alpha=0.35, lw=0, step="post")
+        ax2.step(dd_p.index, dd_p.to_numpy(), where="post", color="#d62728", lw=0.8,
+                 label=f"Strategy max DD {dd.min():.1%} (end of day)")
         ax2.yaxis.set_major_formatter(PercentFormatter(1.0))
         ax2.set_ylabel("Drawdown")
         ax2.grid(alpha=0.3)

@@ -21,7 +21,8 @@ from ..errors import MaestroError
 from .nb import metrics_nb
 from .vwr import backtrader_vwr, tann_from_periods_per_year
 
-__all__ = ["FAST_METRIC_KEYS", "METRIC_CONVENTIONS", "METRIC_KEYS", "compute_metrics", "fast_metrics", "score"]
+__all__ = ["FAST_METRIC_KEYS", "METRIC_CONVENTIONS", "METRIC_KEYS", "compute_metrics", "fast_metrics", "max_drawdown",
+           "score"]
 
 METRIC_CONVENTIONS: dict[str, object] = {
     "version": 2,
@@ -115,6 +116,19 @@ def _longest_underwater(equity: np.ndarray) -> int:
     return int(np.max(edges[1::2] - edges[0::2]))
 
 
+def _max_drawdown_of(equity: np.ndarray) -> float:
+    return float(np.min(equity / np.maximum.accumulate(equity) - 1.0))
+
+
+def max_drawdown(returns: np.ndarray | pd.Series) -> float:
+    """``min(equity / running_peak - 1)`` of ``equity = [1, cumprod(1 + r)]`` (quantstats' definition, the one every
+    view uses — on daily returns for the reports); 0 when never under water or empty."""
+    r = np.asarray(returns, dtype=np.float64).reshape(-1)
+    if r.size == 0:
+        return 0.0
+    return _max_drawdown_of(np.concatenate(([1.0], np.cumprod(1.0 + r))))
+
+
 def _exposure(index: pd.DatetimeIndex, trades: pd.DataFrame) -> float:
     n = len(index)
     if n == 0:
@@ -156,7 +170,7 @@ def compute_metrics(
             std = 0.0
         downside = math.sqrt(float(np.sum(np.minimum(r, 0.0) ** 2)) / n)
         equity = np.concatenate(([1.0], np.cumprod(1.0 + r)))
-        max_dd = float(np.min(equity / np.maximum.accumulate(equity) - 1.0))
+        max_dd = _max_drawdown_of(equity)
         dd_bars = _longest_underwater(equity)
         out = {
             "total_return": total_return,

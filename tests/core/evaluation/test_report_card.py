@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 
 from maestro_pipeline import stats as of
-from maestro_pipeline.config import SearchConfig, WalkForwardConfig
+from maestro_pipeline.config import EvaluationConfig, SearchConfig, WalkForwardConfig
 from maestro_pipeline.engine import Costs
-from maestro_pipeline.evaluation import MAX_PBO, MIN_DSR, MIN_OOS_TRADES, MIN_WFE, build_report_card, run_oos, verdict
+from maestro_pipeline.evaluation import MAX_PBO, MIN_DSR, MIN_WFE, Evidence, build_report_card, run_oos, verdict
 from maestro_pipeline.reporting import daily_returns
 from maestro_pipeline.schema import to_pandas_bars
 from maestro_pipeline.search import optimize_splits
@@ -25,17 +25,25 @@ START = 1_735_689_600_000  # 2025-01-01
 COSTS = Costs(0.001, 0.0005)
 
 
-def test_verdict_rules_in_order():
-    assert verdict(MIN_OOS_TRADES - 1, 3.0, 1.0, 0.1, 0.99)[0] == "too few trades"
-    assert verdict(50, -0.1, 1.0, 0.1, 0.99)[0] == "fails out of sample"
-    word, why = verdict(50, 1.5, 1.0, 0.71, 0.99)
+def test_verdict_thresholds_at_their_boundaries():
+    ev = EvaluationConfig()
+
+    def card(**over):
+        base = dict(oos_days=ev.min_oos_days, oos_trades=ev.min_oos_trades, oos_total_return=0.2, oos_sharpe=1.5,
+                    wfe=0.8, pbo=0.2, dsr=0.99)
+        return verdict(Evidence(**{**base, **over}), ev)
+
+    assert card(oos_trades=ev.min_oos_trades - 1)[0] == "insufficient data"
+    assert card(oos_days=ev.min_oos_days - 1)[0] == "insufficient data"
+    assert card(oos_sharpe=-0.1)[0] == "fails out of sample"
+    word, why = card(pbo=0.71)
     assert word == "overfit" and why.startswith("PBO 0.71 >= 0.5")
-    assert verdict(50, 1.5, None, 0.2, 0.99)[0] == "inconclusive"
-    assert verdict(50, 1.5, MIN_WFE - 0.01, 0.2, 0.99)[0] == "weak"
-    word, why = verdict(50, 1.5, 0.8, 0.2, MIN_DSR - 0.01)
+    assert card(wfe=None)[0] == "inconclusive"
+    assert card(wfe=MIN_WFE - 0.01)[0] == "weak"
+    word, why = card(dsr=MIN_DSR - 0.01)
     assert word == "promising" and "DSR 0.94 < 0.95" in why
-    assert verdict(50, 1.5, 0.8, None, 0.99)[0] == "promising"  # PBO unknown: never "robust"
-    word, why = verdict(50, 1.5, 0.8, MAX_PBO - 0.01, MIN_DSR)
+    assert card(pbo=None)[0] == "promising"  # PBO unknown: never "robust"
+    word, why = card(pbo=MAX_PBO - 0.01, dsr=MIN_DSR)
     assert word == "robust" and "DSR 0.95 >= 0.95" in why and "PBO 0.49 < 0.5" in why
 
 
