@@ -62,4 +62,4 @@ def resolve(context: dg.AssetExecutionContext, cfg: MaestroConfig, lake: LakeRes
 
 def costs_for(cfg: MaestroConfig, inst: Instrument) -> Costs:
     c = cfg.costs_for(inst.exchange)
-    return Costs(c.fee, c.slippage)
+    return Costs(c.fee, c.slippage, c.maintenance_margin)

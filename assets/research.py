@@ -135,8 +135,8 @@ def build_research_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Defi
             prev_daily = lk.read_file("trial_returns", part) if lk.exists("trial_returns", part) else None
             out = optimize_splits(
                 bars, splits_from_table(table), strategy, cfg.search, costs_for(cfg, inst), inst.timeframe, prev,
-                prev_ledger, prev_daily, storage_url=cfg.search.storage_url(lk.root),
-                study_prefix=f"{inst.key}/{strategy}/",
+                prev_ledger, prev_daily, risk=cfg.risk.for_strategy(strategy),
+                storage_url=cfg.search.storage_url(lk.root), study_prefix=f"{inst.key}/{strategy}/",
             )
             live_col = (table.select("split", "live") if "live" in table.columns
                         else table.select("split", pl.lit(False).alias("live")))
@@ -196,7 +196,8 @@ def build_research_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Defi
             ledger = lk.read_file("trial_ledger", part) if lk.exists("trial_ledger", part) else pl.DataFrame()
             daily = lk.read_file("trial_returns", part) if lk.exists("trial_returns", part) else None
             report = build_report(inst, strategy, bars, params, ledger, daily,
-                                  lk.read_file("walk_forward_splits", inst.hive), costs_for(cfg, inst), max_gap(inst))
+                                  lk.read_file("walk_forward_splits", inst.hive), costs_for(cfg, inst), max_gap(inst),
+                                  risk=cfg.risk.for_strategy(strategy), evaluation=cfg.evaluation)
             res, card, summary = report.oos, report.card, {**report.summary, "run_id": context.run_id}
             lineage = {"run_id": context.run_id, "bars_data_version": summary["bars_data_version"],
                        "libraries": library_versions("quantstats", "vectorbt", "scipy")}

@@ -16,15 +16,18 @@ from typing import Any
 
 from ..errors import MaestroError
 from .base import Categorical, FloatParam, IntParam, Signals, Strategy, smaller_than
+from .lookahead import LookaheadReport, check_lookahead
 
 __all__ = [
     "Categorical",
+    "LookaheadReport",
     "FloatParam",
     "IntParam",
     "Signals",
     "Strategy",
     "ENTRY_POINT_GROUP",
     "available_strategies",
+    "check_lookahead",
     "discover_package",
     "get_strategy",
     "refresh",

@@ -1,0 +1,99 @@
+"""``maestro``: the command-line shell (config check, demo run, leaderboard, instance, strategy check, backtest).
+
+It is the application's edge, not domain core: ``demo`` imports Dagster (lazily) to run the real asset graph in
+process against a persistent instance, so the UI shows the same runs afterwards. User mistakes print one line on
+stderr and exit 2; a demo whose runs partly failed prints each failure in one line and exits 1; nothing is
+half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from ..config import config_path, load_config
+from ..errors import MaestroError
+from ..evaluation import build_leaderboard, format_leaderboard
+from ..lake import Lake
+from .graph import QUIET_RUN_CONFIG, GraphRun, ensure_dagster_home, run_graph
+from .research import add_research_commands
+
+__all__ = ["QUIET_RUN_CONFIG", "GraphRun", "ensure_dagster_home", "main", "run_graph"]
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    path = config_path(args.config)
+    cfg = load_config(path)
+    print(f"{path}: ok — {len(cfg.instruments)} instrument(s): {', '.join(i.key for i in cfg.instrument_objs)}; "
+          f"strategies: {', '.join(cfg.strategies)}; lake: {cfg.lake_path(path.resolve().parent)}")
+    return 0
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    path = config_path(args.config)
+    cfg = load_config(path)
+    lake = Lake(cfg.lake_path(path.resolve().parent))
+    keys = [(i.key, s) for i in cfg.instrument_objs for s in cfg.strategies]
+    print(format_leaderboard(build_leaderboard(lake, keys)))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    path = config_path(args.config)
+    cfg = load_config(path)
+    ensure_dagster_home(cfg)
+    print(f"Maestro demo: {len(cfg.instruments)} instrument(s) x {len(cfg.strategies)} strategies, "
+          f"{cfg.walk_forward.n_splits} splits x {cfg.search.n_trials} trials, "
+          f"lake {cfg.lake_path(path.resolve().parent)}", flush=True)
+    t0 = time.perf_counter()
+    run = run_graph(path, log=lambda line: print(line, flush=True))
+    total = time.perf_counter() - t0
+    t = run.timings
+    lake = Lake(cfg.lake_path(path.resolve().parent))
+    keys = [(i.key, s) for i in cfg.instrument_objs for s in cfg.strategies]
+    print(f"\nGraph materialized in {total:.1f} s (bars {t['bars']:.1f} s, splits {t['splits']:.1f} s, "
+          f"research {t['research']:.1f} s, leaderboard {t['leaderboard']:.1f} s).\n")
+    print("Leaderboard (walk-forward, out of sample):")
+    print(format_leaderboard(build_leaderboard(lake, keys)))
+    print(f"\nTearsheets: {lake.root}/oos_reports/…/tearsheet.html   DuckDB catalog: {lake.catalog_path()}")
+    print("Open the UI:  make ui   then browse http://127.0.0.1:3000 (runs above are in its history)")
+    if not run.ok:
+        print(f"maestro: {len(run.failures)} run(s) failed; the others completed:", file=sys.stderr)
+        for line in run.failures:
+            print(f"maestro: {line}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_instance(args: argparse.Namespace) -> int:
+    cfg = load_config(config_path(args.config))
+    home = ensure_dagster_home(cfg)
+    print(f"{home / 'dagster.yaml'}: concurrency from maestro.yaml (runs {cfg.concurrency.max_concurrent_runs}, "
+          f"research pool {cfg.concurrency.research_pool})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="maestro", description="Walk-forward validation of crypto strategies.")
+    parser.add_argument("--config", help="path to maestro.yaml (default: $MAESTRO_CONFIG or ./maestro.yaml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("check-config", help="validate maestro.yaml").set_defaults(fn=_cmd_check_config)
+    sub.add_parser("demo", help="materialize the whole graph and print the leaderboard").set_defaults(fn=_cmd_demo)
+    sub.add_parser("leaderboard", help="print the leaderboard from the lake").set_defaults(fn=_cmd_leaderboard)
+    sub.add_parser("instance", help="write the Dagster instance's dagster.yaml (concurrency limits) from maestro.yaml"
+                   ).set_defaults(fn=_cmd_instance)
+    add_research_commands(sub)
+    args = parser.parse_args(argv)
+    try:
+        return args.fn(args)
+    except MaestroError as e:
+        print(f"maestro: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("maestro: interrupted; the lake keeps only completed writes", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
