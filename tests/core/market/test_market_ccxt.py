@@ -120,7 +120,7 @@ TRANSIENT = ["429", "418", "500", "503", "slow", "drop"]
 
 @pytest.mark.parametrize("fault", TRANSIENT)
 def test_transient_faults_are_retried_to_success(standin, fault, caplog):
-    standin.slow_s = 1.0  # above the client's 0.4 s timeout
+    standin.slow_s = 3.0  # above the client's 2 s timeout (a loaded CI machine can take 0.4 s for a 1,000-bar page)
     src = source(standin)
     src.load_markets()
     standin.inject(fault, times=2)

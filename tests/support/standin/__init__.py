@@ -30,7 +30,7 @@ def real_listing(symbol: str, parquet: str | Path, datasets: str | Path | None =
     return Listing(symbol, bars=df)
 
 
-def start(listings: list[Listing] | None = None, now_ms: int | None = None, slow_s: float = 1.0) -> StandIn:
+def start(listings: list[Listing] | None = None, now_ms: int | None = None, slow_s: float = 3.0) -> StandIn:
     """Start a stand-in (synthetic listings by default); call ``.close()`` when done."""
     return StandIn(listings or synthetic_listings(), now_ms if now_ms is not None else NOW_MS, slow_s=slow_s)
 

@@ -21,7 +21,7 @@ DAY = 86_400_000
 
 
 def _source(si, **over) -> CcxtSource:
-    kw = dict(url_override=si.url, now_ms=si.now_ms, timeout_ms=400,
+    kw = dict(url_override=si.url, now_ms=si.now_ms, timeout_ms=2000,
               retry=RetryPolicy(max_attempts=5, base_delay_s=0.01, max_delay_s=0.05, max_total_s=10))
     kw.update(over)
     return CcxtSource("binance", **kw)
@@ -40,7 +40,7 @@ def throughput(si, symbol: str, tf: str, since: int, until: int, label: str, **o
 def fault_matrix(si) -> None:
     print("\n| fault (next kline request) | outcome | retries | kline requests |")
     print("|---|---|---|---|")
-    si.slow_s = 1.0
+    si.slow_s = 3.0
     for fault in FAULTS:
         src = _source(si, rate_limit_ms=0)
         src.load_markets()

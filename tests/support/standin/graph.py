@@ -21,7 +21,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 #: Tiny retry delays so fault tests stay fast; timeout below the stand-in's slow reply (see StandIn.slow_s).
 FAST = dict(retry_max_attempts=5, retry_base_delay_s=0.01, retry_max_delay_s=0.05, retry_max_total_s=10.0,
-            timeout_ms=400, rate_limit_ms=0)
+            timeout_ms=2000, rate_limit_ms=0)
 
 
 def checksum(df: pl.DataFrame) -> str:

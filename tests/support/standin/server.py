@@ -90,7 +90,7 @@ class Listing:
 class StandIn:
     """The server, its clock (``now_ms``), its listings, its fault queue and its request log."""
 
-    def __init__(self, listings: list[Listing], now_ms: int, slow_s: float = 1.0):
+    def __init__(self, listings: list[Listing], now_ms: int, slow_s: float = 3.0):
         self.listings = {(lst.market_id, lst.perpetual): lst for lst in listings}
         self.now_ms = now_ms
         self.slow_s = slow_s
