@@ -24,7 +24,7 @@ from .status import QUARANTINE, blocked_months, quarantine_partition
 from .suites import clear_ge_cache, ge_build_seconds
 
 __all__ = [
-    "CHECKS", "CONTINUITY_RULES", "QUARANTINE", "DEFAULT_THRESHOLDS", "DROP", "ERROR", "ROW_RULES", "RULES",
+    "CHECKS", "CONTINUITY_RULES", "DEFAULT_THRESHOLDS", "DROP", "ERROR", "QUARANTINE", "ROW_RULES", "RULES",
     "STRUCTURAL_RULES", "WARN", "ContractResult", "Policy", "Rule", "RuleOutcome", "RuleResult", "blocked_months",
     "blocking_checks", "check_bars", "checks_of", "clear_ge_cache", "evaluate", "find_gaps", "ge_build_seconds",
     "quarantine_partition", "render_data_docs", "rule_columns", "window_gaps",
