@@ -134,6 +134,9 @@ def stability_figures(params: pl.DataFrame, ledger: pl.DataFrame, strategy: Stra
                       risk: RiskSettings | None = None) -> tuple[dict[str, Any], pl.DataFrame]:
     """Across splits (spread of each parameter over its range) and around each pick (plateau score, median)."""
     params = _picked(params)
+    if params.height == 0:  # no split had a feasible trial: nothing was chosen, so nothing can move
+        return {"param_spread_max": math.nan, "plateau_median": math.nan, "plateau_splits": 0}, \
+            pl.DataFrame({"parameter": []}, schema={"parameter": pl.Utf8})
     per_split = [json.loads(p) for p in params.sort("split")["params"]]
     space = {**strategy.space, **risk_space(risk or RiskSettings())}
     st = stats.parameter_stability(per_split, space)

@@ -253,7 +253,13 @@ assert set(METRIC_KEYS) <= set(TABLE_KEYS)
 
 def _table_from_daily(qs: Any, d: pd.Series) -> dict[str, float]:
     st = qs.stats
-    return {key: _float(getattr(st, fn)(d, **kwargs)) for key, (fn, kwargs) in TABLE_SPEC.items()}
+    out = {}
+    for key, (fn, kwargs) in TABLE_SPEC.items():
+        try:
+            out[key] = _float(getattr(st, fn)(d, **kwargs))
+        except ZeroDivisionError:  # e.g. calmar of a series that never draws down (a flat OOS): undefined
+            out[key] = math.nan
+    return out
 
 
 def daily_pair(bar_returns: pd.Series, benchmark_bar_returns: pd.Series | None) -> tuple[pd.Series, pd.Series | None]:

@@ -20,6 +20,36 @@ from .quantstats import daily_pair, quantstats, quantstats_rc, quiet
 __all__ = ["write_tearsheet"]
 
 
+def _quantstats_html(qs, daily: pd.Series, bench: pd.Series | None, out: Path, title: str) -> None:
+    import matplotlib
+
+    with quiet(), matplotlib.rc_context(rc=quantstats_rc()):
+        qs.reports.html(
+            daily,
+            benchmark=bench,
+            rf=0.0,
+            title=_html.escape(title),
+            output=str(out),
+            compounded=True,
+            periods_per_year=YEAR_DAYS,
+            match_dates=False,
+            figfmt="svg",
+            strategy_title="Strategy (OOS)",
+            benchmark_title="Buy and hold" if bench is not None else None,
+            parameters={"Returns": "daily (UTC), compounded from bars"},
+        )
+
+
+def _flat_page(title: str, daily: pd.Series) -> str:
+    """The page written instead of a tearsheet when the OOS series never moved (no split traded)."""
+    span = (f"{daily.index[0]:%Y-%m-%d} to {daily.index[-1]:%Y-%m-%d}" if len(daily) else "an empty period")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_html.escape(title)}</title></head><body>"
+            f"<h1>{_html.escape(title)}</h1><p>No tearsheet: the out-of-sample equity never moved over {span} "
+            f"({len(daily)} days, every daily return 0): either no split's search found a parameter set with "
+            "enough trades (<code>search.min_trades</code>) or the chosen parameters never traded in the test "
+            "windows; the report's per-split notes say which.</p></body></html>")
+
+
 def write_tearsheet(
     bar_returns: pd.Series,
     benchmark_bar_returns: pd.Series | None,
@@ -33,8 +63,6 @@ def write_tearsheet(
     The full OOS period is kept (``match_dates=False``: quantstats would otherwise cut the leading flat
     days). Returns the absolute path written.
     """
-    import matplotlib
-
     daily, bench = daily_pair(bar_returns, benchmark_bar_returns)
     if bench is not None:
         bench.name = "Buy and hold"
@@ -49,21 +77,10 @@ def write_tearsheet(
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        with quiet(), matplotlib.rc_context(rc=quantstats_rc()):
-            qs.reports.html(
-                daily,
-                benchmark=bench,
-                rf=0.0,
-                title=_html.escape(title),
-                output=str(tmp),
-                compounded=True,
-                periods_per_year=YEAR_DAYS,
-                match_dates=False,
-                figfmt="svg",
-                strategy_title="Strategy (OOS)",
-                benchmark_title="Buy and hold" if bench is not None else None,
-                parameters={"Returns": "daily (UTC), compounded from bars"},
-            )
+        if not (daily != 0).any():  # quantstats cannot regress or chart a series that never moves
+            tmp.write_text(_flat_page(title, daily), encoding="utf-8")
+        else:
+            _quantstats_html(qs, daily, bench, tmp, title)
         size = tmp.stat().st_size
         if size == 0:
             raise MaestroError(f"quantstats wrote an empty tearsheet for {target}")

@@ -14,7 +14,8 @@ import pytest
 from maestro_pipeline.config import RiskConfig, SearchConfig, WalkForwardConfig, parse_section
 from maestro_pipeline.engine import Costs
 from maestro_pipeline.errors import MaestroError
-from maestro_pipeline.evaluation import run_oos
+from maestro_pipeline.evaluation import build_report_card, run_oos
+from maestro_pipeline.reporting import write_tearsheet
 from maestro_pipeline.schema import conform, to_pandas_bars
 from maestro_pipeline.search import optimize_splits, refuse_lookahead, search_split
 from maestro_pipeline.strategies import get_strategy
@@ -44,7 +45,7 @@ def test_trials_below_min_trades_are_infeasible_with_their_real_value_and_never_
     assert res.train_metrics["n_trades"] >= 12
 
 
-def test_a_train_window_with_one_trade_has_no_pick_and_its_test_window_stays_flat():
+def test_a_train_window_with_one_trade_has_no_pick_and_its_test_window_stays_flat(tmp_path):
     # a market that trends one way: an EMA cross trades once or twice in each train window
     n = 24 * 150
     close = 100 * np.exp(np.linspace(0, 1.5, n)) * (1 + 0.0005 * np.sin(np.arange(n)))
@@ -59,6 +60,13 @@ def test_a_train_window_with_one_trade_has_no_pick_and_its_test_window_stays_fla
     oos = run_oos(bars, out.params, "ema_cross", Costs(), "1h")
     assert (oos.returns == 0).all() and oos.summary["oos_trades"] == 0 and oos.summary["no_pick_splits"] == 2
     assert oos.per_split["note"].str.contains("no trial reached").all()
+    # the whole report still builds on a flat OOS series (quantstats divides by its zero drawdown)
+    card = build_report_card(oos, out.params, out.ledger, out.daily, to_pandas_bars(bars), get_strategy("ema_cross"),
+                             "flat")
+    assert card.summary["verdict"] == "insufficient data"
+    assert math.isnan(card.summary["oos_calmar"]) and card.summary["oos_max_drawdown"] == 0.0
+    write_tearsheet(oos.returns, oos.benchmark, tmp_path / "t.html", title="flat")
+    assert "every daily return 0" in (tmp_path / "t.html").read_text()
 
 
 def test_the_study_names_its_objectives_and_optuna_knows_the_constraint(tmp_path):
