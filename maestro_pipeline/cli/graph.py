@@ -64,8 +64,11 @@ def _failure_line(result: Any, label: str) -> str:
     if failure is not None and failure.step_failure_data.error is not None:
         data = failure.step_failure_data
         user = getattr(data, "user_failure_data", None)
+        err = data.error
+        while err.cause is not None:  # Dagster wraps the step's exception: the innermost one says what broke
+            err = err.cause
         detail = (user.description if user is not None and user.description
-                  else data.error.message.strip().splitlines()[0])
+                  else err.message.strip().splitlines()[0])
     if not detail or "asset check" in detail.lower():
         checks = [e.event_specific_data.asset_check_evaluation for e in result.all_events
                   if e.event_type_value == "ASSET_CHECK_EVALUATION"]

@@ -31,7 +31,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(300)]
 INSTRUMENT = {"exchange": "synthetic", "symbol": "BTC/USDT", "timeframe": "4h"}
 STRATEGY = "ema_cross"
 RUN_GRAPH = ("import sys; from pathlib import Path; from maestro_pipeline.cli import ensure_dagster_home, run_graph; "
-             "ensure_dagster_home(); run_graph(Path(sys.argv[1]))")
+             "ensure_dagster_home(); r = run_graph(Path(sys.argv[1])); "
+             "sys.exit(0 if r.ok else '\\n'.join(r.failures))")
 
 
 def _config(tmp: Path) -> Path:
