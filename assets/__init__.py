@@ -37,7 +37,9 @@ def build_definitions(cfg: MaestroConfig, base_dir: Path | None = None, *, now_m
         build_research_definitions(cfg, parts),
         build_leaderboard_definitions(cfg),
         build_automation_definitions(cfg, parts),
-        dg.Definitions(resources={
+        # every step of a run in the run's own process: Maestro's steps are light (a month of bars) or parallel
+        # inside (the search's process pool), so a process per step would only add ~10 s of imports each
+        dg.Definitions(executor=dg.in_process_executor, resources={
             "lake": LakeResource(root=str(cfg.lake_path(base_dir))),
             "market": MarketDataResource(
                 synthetic_seed=cfg.synthetic.seed, now_ms=now_ms,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
 
 import dagster as dg
 
@@ -58,6 +60,12 @@ def resolve(context: dg.AssetExecutionContext, cfg: MaestroConfig, lake: LakeRes
     """The partition preamble of every asset: which instrument (month, strategy) this run is for."""
     dims = partition_dims(context)
     return Target(cfg.instrument(dims["instrument"]), lake.lake(), dims.get("month"), dims.get("strategy"))
+
+
+def lake_url(cfg: MaestroConfig, lake: Lake, path: str | Path) -> str:
+    """The URL of a file of the lake under ``files_url`` (what ``maestro serve`` publishes)."""
+    rel = Path(path).resolve().relative_to(lake.root.resolve())
+    return f"{cfg.files_url}/{quote(rel.as_posix())}"
 
 
 def costs_for(cfg: MaestroConfig, inst: Instrument) -> Costs:

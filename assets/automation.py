@@ -24,7 +24,7 @@ from .partitions import Partitions, bars_key
 def build_automation_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Definitions:
     refresh_job = dg.define_asset_job(
         "refresh_bars",
-        selection=dg.AssetSelection.assets("raw_candles", "validated_bars"),
+        selection=dg.AssetSelection.assets("raw_candles", "validated_bars", "quarantine"),
         partitions_def=parts.bars,
         description="Fetch and validate one month of one instrument (what the nightly schedule and backfills run).",
     )
@@ -89,7 +89,8 @@ def build_automation_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.De
 
     research_automation = dg.AutomationConditionSensorDefinition(
         "research_automation",
-        target=dg.AssetSelection.assets("split_optimal_params", "oos_reports", "strategy_leaderboard"),
+        target=dg.AssetSelection.assets("split_optimal_params", "oos_reports", "strategy_leaderboard")
+        .required_multi_asset_neighbors(),
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=30,
         description="Runs the search, the OOS reports and the leaderboard after new splits (blocking checks passed).",

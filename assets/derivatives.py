@@ -41,6 +41,8 @@ def _build(kind: str, description: str, cfg: MaestroConfig, parts: Partitions, c
         name=kind,
         partitions_def=parts.bars,
         group_name="derivatives",
+        owners=list(cfg.owners),
+        tags={"stage": "bars", "layer": "raw"},
         kinds={"polars", "parquet"},
         code_version=cv,
         description=description,

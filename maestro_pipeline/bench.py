@@ -26,6 +26,7 @@ import vectorbt as vbt
 import yaml
 from numba import njit
 
+from .bench_backfill import backfill_figures
 from .cli import ensure_dagster_home, run_graph
 from .config import SearchConfig, WalkForwardConfig, load_config
 from .durations import month_of
@@ -165,7 +166,21 @@ def _reference_walk_forward(open_, close, splits, ts, costs, periods_per_year, n
         study.optimize(objective, n_trials=n_trials)
 
 
-def run(demo: bool = True, trials: int = 100) -> list[Row]:
+def backfill_rows() -> list[Row]:
+    """48 bar partitions through Dagster's own paths against the demo's bar stage (see ``bench_backfill``)."""
+    f = backfill_figures()
+    n = int(f["partitions"])
+    return [
+        Row(f"bar backfill, {n} month x instrument partitions: dagster asset materialize --partition-range "
+            "(one run, fresh process)", f["range_cli"], f["demo"], "s",
+            "reference: maestro demo's bar stage on the same partitions, in process (one run per instrument)"),
+        Row(f"bar backfill without a BackfillPolicy: one dagster process per partition (x{n}, from a sample)",
+            f["per_partition_cli"] * n, f["demo"], "s",
+            f"{f['per_partition_cli']:.1f} s per partition; reference as above"),
+    ]
+
+
+def run(demo: bool = True, trials: int = 100, backfill: bool = True) -> list[Row]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
     bars = year_of_bars()
@@ -276,6 +291,9 @@ def run(demo: bool = True, trials: int = 100) -> list[Row]:
     rows.append(Row("read 1 year of 1h bars from the lake (12 monthly files)", ours_read * 1e3, ref_read * 1e3, "ms",
                     "reference: one Parquet file with polars"))
 
+    if backfill:
+        rows.extend(backfill_rows())
+
     if demo:
         with tempfile.TemporaryDirectory() as tmp:
             cfg = yaml.safe_load(Path("maestro.yaml").read_text())
@@ -302,9 +320,10 @@ def run(demo: bool = True, trials: int = 100) -> list[Row]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-demo", action="store_true", help="skip timing the whole demo graph (~2-3 min)")
+    parser.add_argument("--no-backfill", action="store_true", help="skip the 48-partition bar backfill (~2 min)")
     parser.add_argument("--trials", type=int, default=100, help="trials per split of the walk-forward (default 100)")
     args = parser.parse_args()
-    rows = run(demo=not args.no_demo, trials=args.trials)
+    rows = run(demo=not args.no_demo, trials=args.trials, backfill=not args.no_backfill)
     print("| measurement | Maestro | reference | ratio | note |\n|---|---|---|---|---|")
     for r in rows:
         print(r.line())

@@ -26,6 +26,8 @@ CONFIG_ENV = "MAESTRO_CONFIG"
 
 class MaestroConfig(Section):
     lake_root: str = "data_lake"
+    owners: list[str] = ["team:research"]   # who answers for the assets (Dagster owners: team:name or an email)
+    files_url: str = "http://127.0.0.1:8765"  # where `maestro serve` publishes the lake's HTML (UI links)
     instruments: list[InstrumentConfig]
     strategies: list[str]
     walk_forward: WalkForwardConfig = WalkForwardConfig()
@@ -38,6 +40,21 @@ class MaestroConfig(Section):
     risk: RiskConfig = RiskConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     data_contract: DataContractConfig = DataContractConfig()
+
+    @field_validator("files_url")
+    @classmethod
+    def _files_url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"files_url must be an http(s) URL such as http://127.0.0.1:8765, not {v!r}")
+        return v.rstrip("/")
+
+    @field_validator("owners")
+    @classmethod
+    def _owners(cls, v: list[str]) -> list[str]:
+        bad = [o for o in v if not (o.startswith("team:") and len(o) > 5) and "@" not in o]
+        if bad:
+            raise ValueError(f"owners must be team:<name> or an email address, not {', '.join(bad)}")
+        return v
 
     @field_validator("instruments")
     @classmethod

@@ -32,13 +32,14 @@ class Graph:
         self.by_name = {k.path[-1]: a for k, a in repo.assets_defs_by_key.items()}
 
     def run(self, names, key, raise_on_error=True):
-        return dg.materialize(self.assets, selection=[self.by_name[n] for n in names], partition_key=key,
+        return dg.materialize(self.assets, selection=dg.AssetSelection.assets(*names).required_multi_asset_neighbors(),
+                              partition_key=key,
                               instance=self.instance, run_config=QUIET,
                               raise_on_error=raise_on_error)
 
     def bars(self, months=MONTHS):
         for m in months:
-            self.run(["raw_candles", "validated_bars"], bars_key(m, INST))
+            self.run(["raw_candles", "validated_bars", "quarantine"], bars_key(m, INST))
 
 
 def reoptimize_sensor(g: Graph):

@@ -174,6 +174,6 @@ def test_file_instrument_through_raw_candles(tmp_path, standin):
         assert g.lake.path("raw_candles", g.part("file_mine.BTC_EUR.1h", "2024-01")).parts[-5] == "exchange=file_mine"
         p.unlink()
         res = g.run(["raw_candles"], "2024-01", "file_mine.BTC_EUR.1h", raise_on_error=False,
-                    run_config={"ops": {"raw_candles": {"config": {"full_refresh": True}}}})
+                    run_config={"ops": {"market_bars": {"config": {"full_refresh": True}}}})
         assert not res.success and "mine.csv: file not found" in failure_message(res)
         assert g.lake.read_file("raw_candles", g.part("file_mine.BTC_EUR.1h", "2024-01")).height == 6

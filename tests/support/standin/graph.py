@@ -44,7 +44,7 @@ class StandInGraph:
         self.market_over = {**FAST, **market_over}
         self.defs = build_definitions(self.cfg, tmp_path)
         self.assets = list(self.defs.assets)
-        self.by_name = {a.key.path[-1]: a for a in self.assets}
+        self.by_name = {k.path[-1]: a for a in self.assets for k in a.keys}
         self.files = {i.source_id: str(i.file_path(tmp_path)) for i in self.cfg.instruments if i.exchange == "file"}
 
     def market(self, now_ms: int | None = None) -> MarketDataResource:
@@ -60,7 +60,7 @@ class StandInGraph:
             run_config: dict | None = None):
         return dg.materialize(
             self.assets,
-            selection=[self.by_name[n] for n in names],
+            selection=dg.AssetSelection.assets(*names).required_multi_asset_neighbors(),
             partition_key=bars_key(month, instrument),
             instance=self.instance,
             resources={"lake": LakeResource(root=str(self.lake.root)), "market": self.market(now_ms)},
@@ -81,5 +81,6 @@ def failure_message(result) -> str:
 
 
 def materialization_metadata(result, asset: str) -> dict:
-    mats = result.asset_materializations_for_node(asset)
+    mats = [e.asset_materialization for e in result.all_events
+            if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path[-1] == asset]
     return {k: v.value for k, v in mats[-1].metadata.items()}
