@@ -6,10 +6,10 @@ import dagster as dg
 from maestro_pipeline.config import MaestroConfig
 from maestro_pipeline.evaluation import build_leaderboard, leaderboard_sql
 from maestro_pipeline.provenance import code_version
-from maestro_pipeline.reporting import md_table
 from resources import LakeResource
 
 from ._common import user_errors
+from .metadata import table, table_facts
 
 LEADERBOARD_CONDITION = (
     dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
@@ -25,6 +25,8 @@ def build_leaderboard_definitions(cfg: MaestroConfig) -> dg.Definitions:
         kinds={"duckdb"},
         code_version=code_version("maestro_pipeline.evaluation.leaderboard"),
         automation_condition=LEADERBOARD_CONDITION,
+        owners=list(cfg.owners),
+        tags={"stage": "research", "layer": "report"},
         description="DuckDB ranking of every instrument x strategy by verdict, then OOS Sharpe; also refreshes the "
         "DuckDB catalog (data_lake/catalog.duckdb) with views over the whole lake.",
     )
@@ -36,11 +38,11 @@ def build_leaderboard_definitions(cfg: MaestroConfig) -> dg.Definitions:
             if board.height:
                 w = lk.write_table(board, "strategy_leaderboard", None, lineage={"run_id": context.run_id})
                 meta["path"] = dg.MetadataValue.path(str(w.path))
-                meta["leaderboard"] = dg.MetadataValue.md(
-                    md_table(board.select("rank", "instrument", "strategy", "verdict", "oos_sharpe", "oos_total_return",
-                                          "buy_hold_total_return", "oos_max_drawdown", "oos_trades", "wfe", "dsr",
-                                          "pbo", "verdict_reason"))
-                )
+                # a sortable table shown on the asset page itself (no "[Show Markdown]" click)
+                meta["leaderboard"] = table(board.select(
+                    "rank", "instrument", "strategy", "verdict", "verdict_reason", "oos_sharpe", "oos_total_return",
+                    "buy_hold_total_return", "oos_max_drawdown", "oos_trades", "wfe", "dsr", "pbo"))
+                meta.update(table_facts(board))
             missing = (sorted(set(keys) - set(zip(board["instrument"], board["strategy"], strict=True)))
                        if board.height else keys)
             if missing:
@@ -48,6 +50,9 @@ def build_leaderboard_definitions(cfg: MaestroConfig) -> dg.Definitions:
             catalog = lk.build_catalog()
             meta["catalog"] = dg.MetadataValue.path(str(catalog))
             meta["sql"] = dg.MetadataValue.md(f"```sql\n{leaderboard_sql(lk, None)}\n```")
+            if board.height:
+                top = board.row(0, named=True)
+                meta["top"] = f"{top['instrument']} x {top['strategy']}: {top['verdict']}"
         return dg.MaterializeResult(metadata=meta)
 
     return dg.Definitions(assets=[strategy_leaderboard])

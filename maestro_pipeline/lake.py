@@ -49,6 +49,7 @@ CATALOG_VIEWS: dict[str, str] = {
     "split_reports": "oos_split_metrics",
     "reports": "oos_reports",
     "leaderboard": "strategy_leaderboard",
+    "quarantine": "quarantine",
 }
 
 
@@ -281,7 +282,9 @@ class Lake:
             with duckdb.connect(str(tmp)) as con:
                 for view, asset in CATALOG_VIEWS.items():
                     if any((self.root / asset).rglob(DATA_FILE)):
-                        con.execute(f"CREATE VIEW {view} AS {self.view_sql(asset)}")
+                        raw = self.view_sql(asset)
+                        columns = con.execute(f"DESCRIBE {raw}").fetchall()
+                        con.execute(f"CREATE VIEW {view} AS {_typed_select(raw, columns)}")
             os.replace(tmp, target)
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -296,6 +299,42 @@ class Lake:
             f"SELECT * FROM read_parquet('{glob}', "
             f"hive_partitioning=true, hive_types_autocast=false, union_by_name=true)"
         )
+
+
+#: Epoch-millisecond columns the lake stores as BIGINT; the catalog shows them as UTC timestamps (``day`` as a DATE).
+MS_COLUMNS = frozenset({"timestamp", "day", "train_start", "train_end", "test_start", "test_end", "entry_time",
+                        "exit_time", "first_ms", "last_ms"})
+#: Text columns holding a UTC time ("2026-04-01 00:00"), typed in the catalog.
+TEXT_TIME_COLUMNS = frozenset({"train_from", "train_to", "test_from", "test_to", "first_bar", "last_bar",
+                               "data_end", "datetime_start", "datetime_complete"})
+
+
+def _typed_select(raw_sql: str, columns: list[tuple]) -> str:
+    """A catalog view over ``raw_sql``: every table joins on ``instrument`` (``exchange.SYMBOL.timeframe``, as
+    :attr:`Instrument.key`), epoch-ms and text times become timestamps, ``params`` JSON text becomes JSON."""
+    types = {c[0]: c[1] for c in columns}
+    replace = []
+    for name, typ in types.items():
+        q = f'"{name}"'
+        if name in ("params", "live_params") and typ == "VARCHAR":
+            replace.append(f"TRY_CAST(NULLIF({q}, '') AS JSON) AS {q}")
+            continue
+        if name not in MS_COLUMNS | TEXT_TIME_COLUMNS or (name == "timestamp" and "datetime" in types):
+            continue
+        if typ in ("BIGINT", "INTEGER", "HUGEINT", "UBIGINT"):
+            expr = f"epoch_ms({q})"
+        elif typ == "VARCHAR":
+            expr = f"TRY_CAST({q} AS TIMESTAMP)"
+        elif typ.startswith("TIMESTAMP") and name == "day":
+            expr = q
+        else:
+            continue
+        replace.append(f"CAST({expr} AS DATE) AS {q}" if name == "day" else f"{expr} AS {q}")
+    star = f"* REPLACE ({', '.join(replace)})" if replace else "*"
+    extra = ""
+    if "instrument" not in types and {"exchange", "symbol", "timeframe"} <= set(types):
+        extra = ', "exchange" || \'.\' || "symbol" || \'.\' || "timeframe" AS instrument'
+    return f"SELECT {star}{extra} FROM ({raw_sql})"
 
 
 def _hive_depth(asset_dir: Path) -> int:

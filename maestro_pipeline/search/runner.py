@@ -15,6 +15,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -155,13 +156,30 @@ def resolve_workers(requested: int | None, n_tasks: int) -> int:
     return max(1, min(want, n_tasks))
 
 
-def _run_tasks(ctx: SearchContext, tasks: list[SplitTask], workers: int) -> dict[int, SearchResult]:
-    """Search the splits, in forked worker processes when there is more than one worker."""
+def _run_tasks(ctx: SearchContext, tasks: list[SplitTask], workers: int,
+               done: Callable[[int, SearchResult], None]) -> dict[int, SearchResult]:
+    """Search the splits, in forked worker processes when there is more than one worker; ``done`` hears of each
+    finished split (in split order)."""
+    out: dict[int, SearchResult] = {}
     if workers <= 1 or len(tasks) <= 1:
-        return {t.split.index: run_split(ctx, t) for t in tasks}
+        for t in tasks:
+            out[t.split.index] = run_split(ctx, t)
+            done(t.split.index, out[t.split.index])
+        return out
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
                              initializer=_init_worker, initargs=(ctx,)) as pool:
-        return dict(pool.map(_worker_run, tasks))
+        for index, res in pool.map(_worker_run, tasks):
+            out[index] = res
+            done(index, res)
+    return out
+
+
+def _progress_line(index: int, n: int, res: SearchResult) -> str:
+    trials = len(res.ledger)
+    if res.best_params is None:
+        return f"split {index + 1} of {n}: {trials} trials, no pick ({res.note})"
+    return (f"split {index + 1} of {n}: {trials} trials, best {res.settings.get('objectives', ['value'])[0]} "
+            f"{res.best_value:.4g} with {json.dumps(res.best_params, sort_keys=True)}")
 
 
 def _param_row(s: Split, task: SplitTask, res: SearchResult, search: SearchConfig) -> dict[str, Any]:
@@ -221,9 +239,12 @@ def optimize_splits(
     workers: int | None = None,
     storage_url: str | None = None,
     study_prefix: str = "",
+    progress: Callable[[str], None] | None = None,
 ) -> SearchOutcome:
     """Search every split's train window; reuse a previous result whose fingerprint is unchanged (see module
-    docstring). Finished studies are persisted to ``storage_url`` by the process that searched them."""
+    docstring). Finished studies are persisted to ``storage_url`` by the process that searched them. ``progress``
+    hears one line per finished split (and one for the reused ones)."""
+    say = progress or (lambda _line: None)
     strategy = get_strategy(strategy_name)
     pdf = to_pandas_bars(bars)
     refuse_lookahead(strategy, pdf)
@@ -267,6 +288,7 @@ def optimize_splits(
                 prev_pick = json.loads(reused_rows[s.index]["params"]) if reused_rows[s.index]["params"] else prev_pick
             else:
                 results[s.index] = run_split(ctx, t)
+                say(_progress_line(s.index, len(splits), results[s.index]))
                 best = results[s.index].best_params
                 prev_pick = dict(best) if best is not None else prev_pick
         n_workers = 1
@@ -277,7 +299,10 @@ def optimize_splits(
                 reused_rows[s.index] = cache[t.fingerprint]
         todo = [t for i, t in tasks.items() if i not in reused_rows]
         n_workers = resolve_workers(workers if workers is not None else search.workers, len(todo))
-        results.update(_run_tasks(ctx, todo, n_workers))
+        say(f"{len(splits)} splits: {len(reused_rows)} reused (unchanged data, settings and code), {len(todo)} to "
+            f"search with {search.n_trials} trials each on {n_workers} process(es)")
+        results.update(_run_tasks(ctx, todo, n_workers,
+                                  lambda i, r: say(_progress_line(i, len(splits), r))))
 
     rows, ledgers, dailies, persisted = [], [], [], 0
     for s in splits:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import dagster as dg
@@ -14,7 +15,7 @@ from assets import build_definitions
 from assets.partitions import bars_key, research_key
 from maestro_pipeline.config import parse_config
 from maestro_pipeline.evaluation import VERDICT_RANK
-from maestro_pipeline.lake import Lake
+from maestro_pipeline.lake import CATALOG_VIEWS, Lake
 from maestro_pipeline.schema import BAR_COLUMNS
 from tests.support.config import NOW_MS, small_config
 from tests.support.graph import INST, MONTHS, Graph
@@ -38,8 +39,11 @@ def test_definitions_load_and_validate():
     defs = build_definitions(cfg)
     repo = defs.get_repository_def()
     names = {k.path[-1] for k in repo.assets_defs_by_key}
-    assert names == {"raw_candles", "validated_bars", "walk_forward_splits", "split_optimal_params", "oos_reports",
-                     "strategy_leaderboard"}
+    # every table of the lake is an asset (lineage, catalog entry, schema), and nothing else is
+    assert names == set(CATALOG_VIEWS.values())
+    assert "quarantine" in names and "trial_ledger" in names and "oos_trades" in names
+    specs = {s.key.path[-1]: s for s in defs.resolve_all_asset_specs()}
+    assert all(s.owners == ["team:research"] and s.tags.get("stage") for s in specs.values())
     checks = {k.name for k in repo.assets_defs_by_key[dg.AssetKey("validated_bars")].check_keys}
     assert checks == {"bar_structure", "copied_rows", "suspicious_bars", "gaps", "gap_over_max"}
     assert defs.get_schedule_def("nightly_refresh").default_status == dg.DefaultScheduleStatus.RUNNING
@@ -63,6 +67,30 @@ def test_bars_partitions_in_lake(built):
     assert dict(zip(bars.columns, bars.dtypes, strict=True)) == BAR_COLUMNS
 
 
+def test_every_materialized_table_has_a_row_count_and_a_column_schema(built):
+    for name in set(CATALOG_VIEWS.values()) - {"quarantine"}:   # nothing was quarantined in this run
+        ev = built.instance.get_latest_materialization_event(dg.AssetKey(name))
+        assert ev is not None, f"{name} was never materialized"
+        md = ev.asset_materialization.metadata
+        if name == "strategy_leaderboard" or "dagster/row_count" in md:
+            assert md["dagster/row_count"].value == built.lake.read_file(name, _part(built, name)).height, name
+            assert [c.name for c in md["dagster/column_schema"].value.columns] == \
+                built.lake.read_file(name, _part(built, name)).columns, name
+        else:
+            pytest.fail(f"{name} has no dagster/row_count")
+
+
+def _part(g, name):
+    inst = g.cfg.instrument_objs[0]
+    if name in ("raw_candles", "validated_bars"):
+        return Lake.month_partition(inst, MONTHS[-1])
+    if name == "walk_forward_splits":
+        return inst.hive
+    if name == "strategy_leaderboard":
+        return None
+    return {**inst.hive, "strategy": "ema_cross"}
+
+
 def test_materialization_metadata(built):
     ev = built.instance.get_latest_materialization_event(dg.AssetKey("validated_bars"))
     md = ev.asset_materialization.metadata
@@ -73,7 +101,7 @@ def test_materialization_metadata(built):
     assert "data:image/png;base64," in rep["equity_chart"].value
     par = (built.instance.get_latest_materialization_event(dg.AssetKey("split_optimal_params"))
            .asset_materialization.metadata)
-    assert par["seed"].value == 3 and "optuna" in json.loads(par["libraries"].value)
+    assert par["seed"].value == 3 and "optuna" in par["libraries"].value
 
 
 def test_research_outputs(built):
@@ -113,8 +141,26 @@ def test_leaderboard_and_catalog(built):
     with duckdb.connect(str(built.lake.catalog_path()), read_only=True) as con:
         n_bars = con.execute("SELECT count(*) FROM bars").fetchone()[0]
         top = con.execute("SELECT strategy FROM leaderboard ORDER BY rank LIMIT 1").fetchone()[0]
+        views = [r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()]
+        types = {v: dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {v})").fetchall())
+                 for v in views}
+        # every table joins on the same key, spelled as the leaderboard spells it
+        joined = con.execute("SELECT count(DISTINCT b.instrument) FROM bars b JOIN leaderboard l USING (instrument)"
+                             " JOIN splits s USING (instrument) JOIN trials t USING (instrument)").fetchone()[0]
+        first_day = con.execute("SELECT min(day) FROM trial_returns").fetchone()[0]
     assert n_bars == built.lake.read_bars(built.cfg.instrument_objs[0]).height
     assert top == "ema_cross"
+    assert joined == 1 and all("instrument" in t for t in types.values())
+    assert types["trial_returns"]["day"] == "DATE" and str(first_day) >= "2026-04-01"
+    assert types["splits"]["train_start"] == "TIMESTAMP" and types["splits"]["train_from"] == "TIMESTAMP"
+    assert types["params"]["params"] == "JSON" and types["bars"]["datetime"].startswith("TIMESTAMP")
+    # docs/catalog.md lists every column of every view, with its type
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "catalog.md").read_text()
+    sections = dict(re.findall(r"## `(\w+)`\n(.*?)(?=\n## |\Z)", doc, flags=re.S))
+    for view, cols in types.items():
+        assert view in sections, f"docs/catalog.md has no section for the view {view}"
+        for col, typ in cols.items():
+            assert f"| `{col}` | {typ} |" in sections[view], f"docs/catalog.md: {view}.{col} ({typ}) is missing"
     md = (built.instance.get_latest_materialization_event(dg.AssetKey("strategy_leaderboard"))
           .asset_materialization.metadata)
     assert "synthetic.BTC_USDT.1h|rsi" in md["missing_reports"].value

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import urllib.request
+from datetime import datetime
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import numpy as np
@@ -207,6 +208,12 @@ def test_studies_persist_to_sqlite_and_open_in_optuna_dashboard(bars, tmp_path):
     assert names == sorted(f"x/ema/split{r['split']}-{r['fingerprint']}" for r in out.params.iter_rows(named=True))
     st = optuna.load_study(study_name=names[0], storage=url)
     assert len(st.trials) == 12
+    # the trials keep the times they ran at (the dashboard's timeline), not the time the study was written
+    starts = [t.datetime_start for t in st.trials]
+    assert all(t.datetime_complete >= t.datetime_start for t in st.trials)
+    assert starts == sorted(starts) and len(set(starts)) == 12
+    assert (st.trials[-1].datetime_complete - starts[0]).total_seconds() >= 0.005
+    assert st.trials[-1].datetime_complete <= datetime.now()
     assert st.user_attrs["settings"]["seed"] == out.params["seed"][0]
     assert st.user_attrs["settings"]["sampler"] == "tpe" and "optuna" in st.user_attrs["libraries"]
     led0 = out.ledger.filter(pl.col("split") == 0).sort("trial")
