@@ -43,9 +43,11 @@ test-real: $(STAMP)
 test-browser: $(STAMP)
 	$(BIN)/python -m pytest -m browser -s $(PYTEST_ARGS)
 
-## Start the Dagster UI on 127.0.0.1:3000 (PORT=… to change).
+## Start the Dagster UI on 127.0.0.1:3000 (PORT=… to change) and `maestro serve` (tearsheets, Data Docs) beside it.
 ui: $(STAMP)
 	$(BIN)/maestro instance
+	@mkdir -p data_lake
+	$(BIN)/maestro serve & SERVE=$$!; trap "kill $$SERVE" EXIT INT TERM; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${PORT:-3000}
 
 validate: $(STAMP)

@@ -18,6 +18,7 @@ from ..evaluation import build_leaderboard, format_leaderboard
 from ..lake import Lake
 from .graph import QUIET_RUN_CONFIG, GraphRun, ensure_dagster_home, run_graph
 from .research import add_research_commands
+from .serve import add_serve_command
 
 __all__ = ["QUIET_RUN_CONFIG", "GraphRun", "ensure_dagster_home", "main", "run_graph"]
 
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("instance", help="write the Dagster instance's dagster.yaml (concurrency limits) from maestro.yaml"
                    ).set_defaults(fn=_cmd_instance)
     add_research_commands(sub)
+    add_serve_command(sub)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

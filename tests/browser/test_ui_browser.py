@@ -15,6 +15,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import quote
 
 import polars as pl
@@ -30,9 +31,30 @@ pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(300)]
 
 INSTRUMENT = {"exchange": "synthetic", "symbol": "BTC/USDT", "timeframe": "4h"}
 STRATEGY = "ema_cross"
+#: Block the instrument's first month afterwards: a duplicated bar arrives in its raw file and the month is
+#: re-validated (that run must fail), as a source glitch would.
+BLOCK_MONTH = (
+    "import sys, polars as pl, dagster as dg; from pathlib import Path; from assets import build_definitions; "
+    "from assets.partitions import bars_key; from maestro_pipeline.config import load_config; "
+    "from maestro_pipeline.lake import Lake; "
+    "cfg = load_config(Path(sys.argv[1])); inst = cfg.instrument_objs[0]; lk = Lake(cfg.lake_path()); "
+    "month = sys.argv[2]; part = Lake.month_partition(inst, month); raw = lk.read_file('raw_candles', part); "
+    "lk.write_table(pl.concat([raw, raw.slice(3, 1)]).sort('timestamp'), 'raw_candles', part); "
+    "defs = build_definitions(cfg); assets = list(defs.get_repository_def().assets_defs_by_key.values()); "
+    "r = dg.materialize(assets, selection=['validated_bars'], partition_key=bars_key(month, inst.key), "
+    "instance=dg.DagsterInstance.get(), raise_on_error=False); sys.exit(3 if r.success else 0)")
+
 RUN_GRAPH = ("import sys; from pathlib import Path; from maestro_pipeline.cli import ensure_dagster_home, run_graph; "
              "ensure_dagster_home(); r = run_graph(Path(sys.argv[1])); "
              "sys.exit(0 if r.ok else '\\n'.join(r.failures))")
+
+
+class Served(NamedTuple):
+    base: str          # the UI's URL
+    key: str           # the research partition (instrument|strategy)
+    lake: Path
+    log: Path          # dagster dev's log
+    blocked: str       # the bar partition (instrument|month) whose blocking check failed
 
 
 def _config(tmp: Path) -> Path:
@@ -58,8 +80,9 @@ def served(tmp_path_factory):
     dev log)."""
     assert CHROMIUM.is_file(), (f"chromium not found at {CHROMIUM}: install it with "
                                 "`apt-get install -y chromium` (or set MAESTRO_CHROMIUM)")
-    from assets.partitions import research_key
+    from assets.partitions import bars_key, research_key
     from maestro_pipeline.config import load_config
+    from maestro_pipeline.durations import month_of
 
     tmp = tmp_path_factory.mktemp("browser")
     config = _config(tmp)
@@ -75,10 +98,16 @@ def served(tmp_path_factory):
     assert out.returncode == 0, f"run_graph failed:\n{out.stdout[-1500:]}\n{out.stderr[-3000:]}"
     print(f"\ngraph materialized in {time.perf_counter() - t0:.1f} s")
 
-    key = str(research_key(load_config(config).instrument_objs[0].key, STRATEGY))
+    inst = load_config(config).instrument_objs[0]
+    blocked = str(bars_key(month_of(inst.start_ms), inst.key))
+    out = subprocess.run([sys.executable, "-c", BLOCK_MONTH, str(config), month_of(inst.start_ms)], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=200)
+    assert out.returncode == 0, f"blocking {blocked} did not fail its run:\n{out.stderr[-3000:]}"
+
+    key = str(research_key(inst.key, STRATEGY))
     log_path = tmp / "dagster_dev.log"
     with dagster_dev(env, log_path, start_timeout=120) as base:
-        yield base, key, tmp / "lake", log_path
+        yield Served(base, key, tmp / "lake", log_path, blocked)
         t0 = time.perf_counter()
     print(f"\ndagster dev stopped in {time.perf_counter() - t0:.1f} s")
 
@@ -89,7 +118,7 @@ def page(served, screenshot_dir):
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
-    base, key, _, log_path = served
+    base, key, _, log_path, _ = served
     url = f"{base}/assets/oos_reports?view=partitions&partition={quote(key)}"
     shot = screenshot_dir / "oos_reports.png"
     with sync_playwright() as p:
@@ -124,7 +153,7 @@ def _metadata_row(pg, label: str):
 def test_oos_reports_page_shows_the_lakes_verdict(page, served):
     from maestro_pipeline.evaluation import VERDICT_RANK
 
-    _, _, lake, _ = served
+    lake = served.lake
     cells = _metadata_row(page, "verdict").locator("td").all_inner_texts()
     assert len(cells) >= 2, f"verdict row has no value cell: {cells}"
     shown = cells[1].strip()
@@ -174,3 +203,53 @@ def test_oos_reports_report_page_shows_verdict_and_every_chart(page, screenshot_
     assert all(d["w"] > 100 for d in decoded), decoded
     for chart in ("equity", "candles", "parameters per split"):
         assert chart in alts, f"no {chart!r} chart among {alts!r}"
+
+
+def _open(served, path: str, shot: Path, wait_text: str, timeout_ms: int = 90_000):
+    """Open ``path`` in a fresh chromium page, wait for ``wait_text``, save a full-page screenshot; yield the page."""
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    p = sync_playwright().start()
+    browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    ctx = browser.new_context(viewport={"width": 1600, "height": 1400})
+    ctx.add_init_script("window.localStorage.setItem('communityNux', JSON.stringify('1'))")
+    pg = ctx.new_page()
+    pg.goto(f"{served.base}{path}")
+    try:
+        pg.get_by_text(wait_text, exact=False).first.wait_for(timeout=timeout_ms)
+    except PlaywrightError as e:
+        pg.screenshot(path=str(shot), full_page=True)
+        browser.close()
+        p.stop()
+        raise AssertionError(f"{path} shows no {wait_text!r} ({e.message.splitlines()[0]}); screenshot {shot}\n"
+                             f"{tail(served.log, 1500)}") from None
+    pg.wait_for_load_state("networkidle")
+    pg.screenshot(path=str(shot), full_page=True)
+    print(f"\n{served.base}{path}\nscreenshot: {shot}")
+    return p, browser, pg
+
+
+def test_a_blocked_month_is_a_failed_partition_in_the_ui(served, screenshot_dir):
+    shot = screenshot_dir / "validated_bars_blocked_month.png"
+    p, browser, pg = _open(served, f"/assets/validated_bars?view=partitions&partition={quote(served.blocked)}", shot,
+                           "bar_structure")
+    try:
+        text = pg.inner_text("body")
+        assert "Failed" in text or "failed" in text, f"no failure shown for {served.blocked}; screenshot {shot}"
+    finally:
+        browser.close()
+        p.stop()
+
+
+def test_the_leaderboard_is_a_table_readable_without_a_click(served, screenshot_dir):
+    shot = screenshot_dir / "strategy_leaderboard.png"
+    p, browser, pg = _open(served, "/assets/strategy_leaderboard", shot, "verdict_reason")
+    try:
+        report = pl.read_parquet(sorted(served.lake.glob("strategy_leaderboard/**/data.parquet"))[0])
+        text = pg.inner_text("body")
+        assert report["instrument"][0] in text and report["verdict_reason"][0][:40] in text, \
+            f"the leaderboard row is not on the page; screenshot {shot}"
+    finally:
+        browser.close()
+        p.stop()
