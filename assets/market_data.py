@@ -161,10 +161,11 @@ def build_market_data_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.D
                 problems.append(f"{inst.key} {month}: {e}")
             if i % 12 == 0 or i == len(keys):
                 context.log.info(f"[{i}/{len(keys)}] partitions done in {time.perf_counter() - t_start:.1f} s")
-        if problems:
-            n = len(problems)
-            head = f"{n} of {in_span} month partition(s) failed" if n > 1 else "a month partition failed"
-            raise dg.Failure(description=f"{head}:\n" + "\n".join(problems), allow_retries=False)
+        if problems:  # after every other month is done: one bad month does not cost the rest of a backfill
+            if in_span <= 1:
+                raise dg.Failure(description=problems[0], allow_retries=False)
+            raise dg.Failure(description=f"{len(problems)} of {in_span} month partition(s) failed:\n"
+                             + "\n".join(problems), allow_retries=False)
 
     return dg.Definitions(assets=[market_bars])
 

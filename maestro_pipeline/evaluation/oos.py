@@ -8,6 +8,7 @@ the test window; the stitched out-of-sample returns are the concatenation of tes
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,8 +162,8 @@ def run_oos(
         "ruin_time": str(ruin_time) if ruin_time is not None else "",
         "no_pick_splits": no_pick,
         "buy_hold_total_return": float(beq[-1] / init_cash - 1),
-        "mean_train_sharpe": float(np.nanmean(params["train_sharpe"].to_numpy())),
-        "mean_test_sharpe": float(np.nanmean(per_split["test_sharpe"].to_numpy())),
+        "mean_train_sharpe": _nanmean(params["train_sharpe"].to_numpy()),
+        "mean_test_sharpe": _nanmean(per_split["test_sharpe"].to_numpy()),
         "wfe": wfe,
         "wfe_note": wfe_note,
         "first_test": iso(int(params["test_start"].min())),
@@ -172,3 +173,10 @@ def run_oos(
         "risk": risk_spec(risk).describe() + (f"; searched: {', '.join(risk.search)}" if risk.search else ""),
     }
     return OOSResult(returns, benchmark, equity, per_split, trades, summary)
+
+
+def _nanmean(v: np.ndarray) -> float:
+    """The mean of the finite values; NaN (without numpy's empty-slice warning) when there are none."""
+    v = np.asarray(v, dtype=float)
+    finite = v[np.isfinite(v)]
+    return float(finite.mean()) if finite.size else math.nan

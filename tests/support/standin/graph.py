@@ -81,6 +81,6 @@ def failure_message(result) -> str:
 
 
 def materialization_metadata(result, asset: str) -> dict:
-    mats = [e.asset_materialization for e in result.all_events
+    mats = [e.event_specific_data.materialization for e in result.all_events
             if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path[-1] == asset]
     return {k: v.value for k, v in mats[-1].metadata.items()}
