@@ -30,6 +30,9 @@ class ContractThresholds(Section):
     spike_z: float = Field(50.0, gt=0)
     max_flat_run: str | int = "6h"
     max_zero_volume_run: str | int = 0
+    max_price: float = Field(1e12, gt=0)     # plausibility bound on every price
+    max_volume: float = Field(1e18, gt=0)    # plausibility bound on volume
+    max_jump: float = Field(10.0, gt=1)      # a bar moving more than this many times the previous close blocks
 
     _len = field_validator("max_gap", "max_flat_run", "max_zero_volume_run")(_contract_length)
 
@@ -39,6 +42,9 @@ class ContractThresholdsOverride(Section):
     spike_z: float | None = Field(None, gt=0)
     max_flat_run: str | int | None = None
     max_zero_volume_run: str | int | None = None
+    max_price: float | None = Field(None, gt=0)
+    max_volume: float | None = Field(None, gt=0)
+    max_jump: float | None = Field(None, gt=1)
 
     _len = field_validator("max_gap", "max_flat_run", "max_zero_volume_run")(_contract_length)
 

@@ -1,8 +1,9 @@
 """Columns derived from the bars (polars) that the contract's great-expectations suites judge.
 
 ``timestamp mod timeframe``, OHLC slack, the robust z-score of log returns (a bar that undoes the previous one is
-scored on the net move), flat and zero-volume run lengths, copy flags, and the grid interval before each bar.
-Rows keep their input position in ``ROW_INDEX`` so GE's unexpected-row indexes map back onto the input.
+scored on the net move; wicks on the same scale), one-bar jump ratios, plausibility excess, flat and zero-volume
+run lengths, copy flags, and the grid interval before each bar. Rows keep their input position in ``ROW_INDEX`` so
+GE's unexpected-row indexes map back onto the input.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import polars as pl
 
 from ..schema import BAR_COLUMNS
 
-__all__ = ["DTYPE_NAMES", "ROW_INDEX", "derive_continuity", "derive_rows", "schema_frame"]
+__all__ = ["DTYPE_NAMES", "ROW_INDEX", "derive_continuity", "derive_rows", "schema_frame", "volume_known"]
 
 ROW_INDEX = "_row"
 PRICES = ("open", "high", "low", "close")
@@ -38,11 +39,16 @@ def schema_frame(df: pl.DataFrame) -> pd.DataFrame:
     })
 
 
-def derive_rows(df: pl.DataFrame, tf: int) -> pl.DataFrame:
+def volume_known(df: pl.DataFrame) -> bool:
+    """False when every bar's volume is null: the source has no volume (a file without a volume column)."""
+    return "volume" in df.columns and df["volume"].null_count() < df.height
+
+
+def derive_rows(df: pl.DataFrame, tf: int, max_price: float = 1e12, max_volume: float = 1e18) -> pl.DataFrame:
     """The bars (in the order received, ``_row`` = position) plus the derived columns the row suite checks."""
     d = df.with_row_index(ROW_INDEX).with_columns(pl.col(ROW_INDEX).cast(pl.Int64))
-    cols = list(BAR_COLUMNS)
-    bad = [pl.when(pl.col(c).is_null() | (pl.col(c).is_nan() if BAR_COLUMNS[c] == pl.Float64() else pl.lit(False)))
+    cols = [c for c in BAR_COLUMNS if c != "volume" or volume_known(df)]
+    bad = [pl.when(pl.col(c).is_null() | (~pl.col(c).is_finite() if BAR_COLUMNS[c] == pl.Float64() else pl.lit(False)))
            .then(pl.lit(c)) for c in cols]
     o, h, low, c = (pl.col(x) for x in PRICES)
     nulls = pl.concat_str(bad, separator=",", ignore_nulls=True)
@@ -51,10 +57,13 @@ def derive_rows(df: pl.DataFrame, tf: int) -> pl.DataFrame:
         (pl.col("timestamp") % tf).alias("ts_mod_tf"),
         pl.min_horizontal(h - pl.max_horizontal(o, c), pl.min_horizontal(o, c) - low).alias("ohlc_slack"),
         pl.min_horizontal(o, h, low, c).alias("min_price"),
+        # how far past the plausibility bounds (> 1: beyond); inf and NaN are no_nulls' business
+        pl.max_horizontal(pl.max_horizontal(o, h, low, c) / max_price, pl.col("volume").fill_null(0.0) / max_volume)
+        .fill_nan(0.0).alias("value_excess"),
     )
     # series-derived columns on the rows that can form a series: sorted, first row per timestamp, finite prices
     ok = pl.all_horizontal([pl.col(x).is_not_null() & pl.col(x).is_finite() & (pl.col(x) > 0) for x in PRICES]) \
-        & pl.col("timestamp").is_not_null() & pl.col("volume").is_not_null() & pl.col("volume").is_finite()
+        & pl.col("timestamp").is_not_null() & (pl.col("volume").is_null() | pl.col("volume").is_finite())
     s = d.filter(ok).sort("timestamp", ROW_INDEX).unique("timestamp", keep="first", maintain_order=True)
     lr = (pl.col("close") / pl.col("close").shift(1)).log()
     s = s.with_columns(lr.alias("_lr"))
@@ -72,13 +81,21 @@ def derive_rows(df: pl.DataFrame, tf: int) -> pl.DataFrame:
     net = pl.col("_lr") + prev
     reverting = (pl.col("_lr").sign() != prev.sign()) & (net.abs() < 0.5 * prev.abs())
     move = pl.when(reverting.fill_null(False)).then(net).otherwise(pl.col("_lr"))
+    # wicks on the same scale: how far high and low reach beyond the body, in log terms
+    wick = pl.max_horizontal((h / pl.max_horizontal(o, c)).log(), (pl.min_horizontal(o, c) / low).log())
+    # the largest one-bar ratio: high and low against the previous close (the bar's own open for the first bar)
+    ref = pl.col("close").shift(1).fill_null(o)
+    jump = pl.max_horizontal(h, ref) / pl.min_horizontal(low, ref)
+    z_close = ((move - med) / mad).abs() if mad and math.isfinite(mad) else pl.lit(0.0)
+    z_wick = (wick / mad) if mad and math.isfinite(mad) else pl.lit(0.0)
     s = s.with_columns(
-        (((move - med) / mad).abs() if mad and math.isfinite(mad) else pl.lit(0.0)).alias("return_z"),
+        pl.max_horizontal(z_close, z_wick).alias("return_z"),
+        jump.alias("jump_ratio"),
         (_run_lengths(flat) * tf).alias("flat_run_ms"),
         (_run_lengths(pl.col("volume") == 0) * tf).alias("zero_volume_run_ms"),
         pl.when(copyable & key.is_duplicated() & (pl.col("timestamp") != pl.col("timestamp").min().over(key)))
         .then(pl.col("timestamp").min().over(key)).otherwise(None).alias("copy_of"),
-    ).select(ROW_INDEX, "return_z", "flat_run_ms", "zero_volume_run_ms", "copy_of")
+    ).select(ROW_INDEX, "return_z", "jump_ratio", "flat_run_ms", "zero_volume_run_ms", "copy_of")
     return d.join(s, on=ROW_INDEX, how="left").sort(ROW_INDEX)
 
 

@@ -190,3 +190,16 @@ def test_a_revised_newest_bar_replaces_the_stored_one(tmp_path):
     assert second.bars["close"].to_list() == [100.5, 101.5, 102.5, 103.5, 777.0]
     again = ingest_months(FileSource(p, name="r"), inst, ["2024-01"], {"2024-01": second.bars}, now)["2024-01"]
     assert again.revised == 0 and not again.changed
+
+
+def test_a_volume_strategy_refuses_bars_without_volume(tmp_path):
+    from maestro_pipeline.schema import to_pandas_bars
+    from maestro_pipeline.strategies import get_strategy
+
+    p = tmp_path / "novol.csv"
+    p.write_text("timestamp,open,high,low,close\n" + "".join(f"{T0 + i * H},{100 + i % 5},{102 + i % 5},{99 + i % 5},"
+                                                              f"{101 + i % 5}\n" for i in range(60)))
+    bars = to_pandas_bars(read_bars_file(p).bars)
+    with pytest.raises(DataError, match="this strategy reads volume, but the bars have none"):
+        get_strategy("vwap").signals(bars, {"window": 10, "k": 1.0})
+    get_strategy("ema_cross").signals(bars, {"fast": 3, "slow": 8})   # prices only: runs

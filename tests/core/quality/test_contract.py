@@ -64,7 +64,8 @@ CASES = {
     "null_open": (lambda d: _set(d, [8], open=pl.lit(None, dtype=pl.Float64)), "no_nulls", [8], {}),
     "non_positive_price": (lambda d: _set(d, [9], low=0.0), "positive_prices", [9], {}),
     "outside_month": (lambda d: _set(d, [0], timestamp=pl.col("timestamp") - 24 * H), "in_partition", [0], {}),
-    "spike": (lambda d: _set(d, [40], close=pl.col("close") * 20, high=pl.col("close") * 20), "price_spikes", [40],
+    # 5x: a spike (warn by default); 10x and more is a price jump that blocks (below)
+    "spike": (lambda d: _set(d, [40], close=pl.col("close") * 5, high=pl.col("close") * 5), "price_spikes", [40],
               {"suspicious_bars": "drop"}),
     # 4 flat bars > max_flat_run 3h; dropping them leaves a 4 h gap (<= max_gap 6h: a longer run would block)
     "flat_run": (lambda d: _set(d, range(20, 24), open=100.0, high=100.0, low=100.0, close=100.0), "flat_runs",
@@ -73,6 +74,17 @@ CASES = {
                         {"suspicious_bars": "drop"}),
     "copied_block": (_copy_block, "copied_rows", [30, 31, 32, 33, 34], {}),
     "gap_over_max": (lambda d: pl.concat([d.slice(0, 10), d.slice(18)]), "gap_over_max", [], {}),
+    # issue 17: non-finite and absurd values
+    "inf_high": (lambda d: _set(d, [12], high=float("inf")), "no_nulls", [12], {}),
+    "inf_volume": (lambda d: _set(d, [13], volume=float("inf")), "no_nulls", [13], {}),
+    "absurd_high": (lambda d: _set(d, [14], high=1e300), "plausible_values", [14], {}),
+    "absurd_volume": (lambda d: _set(d, [15], volume=1e19), "plausible_values", [15], {}),
+    "spike_1000x": (lambda d: _set(d, [40], close=pl.col("close") * 1000, high=pl.col("close") * 1000),
+                    "price_jumps", [40], {}),
+    "unit_switch_x100": (lambda d: _set(d, range(36, 72), open=pl.col("open") * 100, high=pl.col("high") * 100,
+                                        low=pl.col("low") * 100, close=pl.col("close") * 100), "price_jumps", [36], {}),
+    "wick_spike": (lambda d: _set(d, [44], high=pl.col("high") * 3), "price_spikes", [44],
+                   {"suspicious_bars": "drop"}),
 }
 
 
@@ -118,6 +130,29 @@ def test_each_rule_catches_its_fault(case):
     assert not kept & set(bad.with_row_index("i").filter(pl.col("i").is_in(rows))["timestamp"].to_list()) or res.blocked
     # rules that did not fire pass (a fault is attributed to its own rule, not to everything)
     assert res.outcomes["schema"].passed
+
+
+def test_default_severities_keep_a_1000x_spike_a_unit_switch_and_inf_out_of_research():
+    """Under the default policy (no overrides) each of these blocks the month: nothing reaches validated_bars."""
+    for case in ("spike_1000x", "unit_switch_x100", "inf_high", "absurd_high"):
+        mutate, rule, _, _ = CASES[case]
+        res = evaluate(mutate(clean_bars(72, M0)), "1h", start_ms=M0, end_ms=month_bounds(MONTH)[1])
+        assert res.blocked and res.valid.height == 0 and res.outcomes[rule].blocking, case
+    # a wick spike is scored like a close spike: flagged (warn by default), the close alone would not be
+    res = evaluate(CASES["wick_spike"][0](clean_bars(72, M0)), "1h", start_ms=M0, end_ms=month_bounds(MONTH)[1])
+    assert not res.outcomes["price_spikes"].passed and res.outcomes["price_spikes"].rows == [44]
+    assert res.outcomes["price_jumps"].passed and res.status == "validated"
+
+
+def test_bars_without_volume_validate_and_say_the_volume_rules_did_not_run():
+    df = clean_bars(72, M0).with_columns(pl.lit(None, dtype=pl.Float64).alias("volume"))
+    res = evaluate(df, "1h", start_ms=M0, end_ms=month_bounds(MONTH)[1])
+    assert res.status == "validated" and res.valid.height == 72
+    for rule in ("volume_non_negative", "zero_volume_runs"):
+        assert not res.outcomes[rule].evaluated and "no volume" in res.outcomes[rule].message
+    # one missing volume among known volumes is still a null
+    part = _set(clean_bars(72, M0), [5], volume=pl.lit(None, dtype=pl.Float64))
+    assert evaluate(part, "1h").outcomes["no_nulls"].rows == [5]
 
 
 def test_schema_fault_blocks_and_stops_evaluation():
