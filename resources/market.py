@@ -34,6 +34,8 @@ class MarketDataResource(dg.ConfigurableResource):
     timeout_ms: int = 10_000
     rate_limit_ms: int | None = None
     page_limit: int | None = None
+    page_deadline_s: float = 60.0     # wall clock for one reply (ccxt's timeout is per socket read)
+    fetch_deadline_s: float = 900.0   # wall clock for one fetch: all its pages, retries and waits
 
     def now(self) -> int:
         """The clock in Unix ms: pinned when ``now_ms`` is set, else the wall clock."""
@@ -48,4 +50,5 @@ class MarketDataResource(dg.ConfigurableResource):
             retry=RetryPolicy(max_attempts=self.retry_max_attempts, base_delay_s=self.retry_base_delay_s,
                               max_delay_s=self.retry_max_delay_s, max_total_s=self.retry_max_total_s),
             timeout_ms=self.timeout_ms, rate_limit_ms=self.rate_limit_ms, page_limit=self.page_limit,
+            deadlines=(self.page_deadline_s, self.fetch_deadline_s),
         )
