@@ -119,7 +119,7 @@ def build_market_data_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.D
             has_raw = lk.exists("raw_candles", part)
             raw = lk.read_file("raw_candles", part) if has_raw else pl.DataFrame()
             m_start, m_end = month_bounds(month)
-            policy = cfg.data_contract.policy_for(inst.exchange)
+            policy = cfg.data_contract.policy_for(inst.exchange, inst.key)
             t0 = time.perf_counter()
             res = evaluate(raw, inst.timeframe, policy, m_start, m_end, _previous_last_bar(lk, inst, month))
             t_contract = time.perf_counter() - t0

@@ -46,7 +46,7 @@ RESEARCH_CONDITION = (
 def build_research_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Definitions:
     """``walk_forward_splits`` -> ``split_optimal_params`` -> ``oos_reports``."""
     def max_gap(inst):
-        return cfg.data_contract.policy_for(inst.exchange).max_gap
+        return cfg.data_contract.policy_for(inst.exchange, inst.key).max_gap
 
     @dg.asset(
         partitions_def=parts.instruments,

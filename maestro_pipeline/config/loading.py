@@ -85,6 +85,12 @@ class MaestroConfig(Section):
                 raise ValueError(f"risk (for {name}): {msg}") from None
         return self
 
+    @model_validator(mode="after")
+    def _contract_targets(self) -> MaestroConfig:
+        self.data_contract.check_targets([i.source_id for i in self.instruments],
+                                         [i.key for i in self.instrument_objs])
+        return self
+
     # --- conveniences -------------------------------------------------------------------------------
     @property
     def instrument_objs(self) -> list[Instrument]:
