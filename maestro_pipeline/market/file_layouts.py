@@ -34,7 +34,8 @@ LAYOUTS_HELP = ("supported: a header with a time column (timestamp/time/date/ope
                 "`columns: {timestamp: …, open: …, high: …, low: …, close: …, volume: …}`")
 
 TIME_NAMES = ("timestamp", "open_time", "opentime", "time", "datetime", "date", "date_time", "unix", "ts", "t",
-              "timestamp_utc", "date_utc", "time_utc", "datetime_utc", "gmt_time", "local_time", "index")
+              "timestamp_utc", "date_utc", "time_utc", "datetime_utc", "gmt_time", "local_time", "index",
+              "datum", "zeit", "fecha", "data", "horodatage")  # de, es, it/pt, fr: files written with `;` and `,`
 PRICE_NAMES = {
     "open": ("open", "o", "open_price", "price_open", "first"),
     "high": ("high", "h", "high_price", "price_high", "max"),
