@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -33,6 +33,7 @@ class ContractThresholds(Section):
     max_price: float = Field(1e12, gt=0)     # plausibility bound on every price
     max_volume: float = Field(1e18, gt=0)    # plausibility bound on volume
     max_jump: float = Field(10.0, gt=1)      # a bar moving more than this many times the previous close blocks
+    calendar: Literal["24/7", "weekdays"] = "24/7"   # weekdays: FX/equity files, weekends are not gaps
 
     _len = field_validator("max_gap", "max_flat_run", "max_zero_volume_run")(_contract_length)
 
@@ -45,6 +46,7 @@ class ContractThresholdsOverride(Section):
     max_price: float | None = Field(None, gt=0)
     max_volume: float | None = Field(None, gt=0)
     max_jump: float | None = Field(None, gt=1)
+    calendar: Literal["24/7", "weekdays"] | None = None
 
     _len = field_validator("max_gap", "max_flat_run", "max_zero_volume_run")(_contract_length)
 

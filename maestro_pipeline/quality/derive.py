@@ -16,7 +16,7 @@ import polars as pl
 
 from ..schema import BAR_COLUMNS
 
-__all__ = ["DTYPE_NAMES", "ROW_INDEX", "derive_continuity", "derive_rows", "schema_frame", "volume_known"]
+__all__ = ["CALENDARS", "DTYPE_NAMES", "ROW_INDEX", "derive_continuity", "derive_rows", "schema_frame", "volume_known"]
 
 ROW_INDEX = "_row"
 PRICES = ("open", "high", "low", "close")
@@ -99,21 +99,54 @@ def derive_rows(df: pl.DataFrame, tf: int, max_price: float = 1e12, max_volume: 
     return d.join(s, on=ROW_INDEX, how="left").sort(ROW_INDEX)
 
 
-def derive_continuity(ts: np.ndarray, tf: int, prev_last_ms: int | None = None) -> pl.DataFrame:
+DAY_MS = 86_400_000
+CALENDARS = ("24/7", "weekdays")
+
+
+def _open_slots(first: int, last: int, tf: int, calendar: str) -> int:
+    """Grid slots in ``[first, last]`` (step ``tf``) on which the market is open: every slot on ``24/7``; on
+    ``weekdays`` the slots opening Monday 00:00 to Friday 24:00 UTC (weekend bars may exist and are kept)."""
+    if last < first:
+        return 0
+    n = (last - first) // tf + 1
+    if calendar == "24/7":
+        return int(n)
+    slots = first + tf * np.arange(n, dtype=np.int64)
+    return int(((slots // DAY_MS + 3) % 7 < 5).sum())   # 1970-01-01 was a Thursday (Monday = 0)
+
+
+def derive_continuity(ts: np.ndarray, tf: int, prev_last_ms: int | None = None, *, start_ms: int | None = None,
+                      end_ms: int | None = None, next_first_ms: int | None = None,
+                      calendar: str = "24/7") -> pl.DataFrame:
     """One row per interval before each bar (sorted unique ``ts``): how many bars are missing in it.
 
-    The first bar's interval starts after ``prev_last_ms`` (the last bar of the previous month) when known, so a
-    gap across a month boundary is seen whole by the later month; otherwise the first bar has no interval."""
+    Gaps are charged to the months they span: the first bar's interval starts after ``prev_last_ms`` (the last
+    bar of the previous month) but not before ``start_ms`` (the part before belongs to the previous month), and
+    when ``next_first_ms`` (the next month's first bar) is known, the missing bars from the last bar to
+    ``end_ms`` are one more interval. Without ``prev_last_ms`` the first bar has no interval. Closed sessions of
+    ``calendar`` are not missing."""
     ts = np.asarray(ts, dtype=np.int64)
-    prev = np.concatenate([[prev_last_ms if prev_last_ms is not None else -1], ts[:-1]]) if len(ts) else ts
-    gap = np.where(prev >= 0, ts - prev - tf, 0)
-    gap = np.maximum(gap, 0)
+    if not len(ts):
+        firsts, lasts = np.empty(0, np.int64), np.empty(0, np.int64)
+    else:
+        first0 = prev_last_ms + tf if prev_last_ms is not None else ts[0]
+        if prev_last_ms is not None and start_ms is not None:
+            first0 = max(first0, start_ms + (-start_ms) % tf)
+        firsts = np.concatenate([[first0], ts[:-1] + tf])
+        lasts = ts - tf
+        if next_first_ms is not None and end_ms is not None and next_first_ms > ts[-1] + tf:
+            firsts = np.append(firsts, ts[-1] + tf)
+            lasts = np.append(lasts, min(next_first_ms, end_ms) - tf)
+    missing = np.where(lasts >= firsts, (lasts - firsts) // tf + 1, 0).astype(np.int64)
+    if calendar != "24/7":
+        for i in np.flatnonzero(missing):   # only the intervals with missing slots: few
+            missing[i] = _open_slots(int(firsts[i]), int(lasts[i]), tf, calendar)
+    stamps = np.concatenate([ts, np.maximum(lasts[len(ts):] + tf, 0)]) if len(lasts) > len(ts) else ts
     return pl.DataFrame({
-        ROW_INDEX: np.arange(len(ts), dtype=np.int64),
-        "timestamp": ts,
-        "first_missing_ms": prev + tf,
-        "last_missing_ms": ts - tf,
-        "missing_bars": gap // tf,
-        "gap_ms": gap,
+        ROW_INDEX: np.arange(len(firsts), dtype=np.int64),
+        "timestamp": stamps,
+        "first_missing_ms": firsts,
+        "last_missing_ms": lasts,
+        "missing_bars": missing,
+        "gap_ms": missing * tf,
     })
-

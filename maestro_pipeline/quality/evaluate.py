@@ -138,6 +138,7 @@ def evaluate(
     start_ms: int | None = None,
     end_ms: int | None = None,
     prev_last_ms: int | None = None,
+    next_first_ms: int | None = None,
 ) -> ContractResult:
     """Run the contract on one partition of bars (``[start_ms, end_ms)`` its time range, if any).
 
@@ -206,7 +207,8 @@ def evaluate(
     dropped = sorted({i for rule, rows in flagged.items() if sev[rule] == DROP for i in rows})
     keep = (d.filter(~pl.col(ROW_INDEX).is_in(dropped) & pl.col("timestamp").is_not_null())
             .sort("timestamp").unique("timestamp", keep="first", maintain_order=True))
-    cont = derive_continuity(keep["timestamp"].to_numpy(), tf, prev_last_ms)
+    cont = derive_continuity(keep["timestamp"].to_numpy(), tf, prev_last_ms, start_ms=start_ms, end_ms=end_ms,
+                             next_first_ms=next_first_ms, calendar=policy.calendar)
     cres = validate("continuity", cont.to_pandas(), params)
     ge_results.append(cres)
     gaps_all = [(int(a), int(b), int(n)) for a, b, n in

@@ -98,6 +98,7 @@ class Policy:
     max_price: float = DEFAULT_THRESHOLDS["max_price"]
     max_volume: float = DEFAULT_THRESHOLDS["max_volume"]
     max_jump: float = DEFAULT_THRESHOLDS["max_jump"]
+    calendar: str = "24/7"       # 24/7 | weekdays (weekend slots are not missing bars)
 
     @classmethod
     def default(cls, **over: Any) -> Policy:

@@ -353,3 +353,42 @@ def test_failed_blocking_check_holds_research_back(tmp_path, instance):
     after = dg.evaluate_automation_conditions(defs=g.defs, instance=instance, asset_selection=sel, cursor=later.cursor)
     assert {str(k) for k in after.get_requested_partitions(dg.AssetKey("split_optimal_params"))} == {
         str(research_key(INST, "ema_cross")), str(research_key(INST, "rsi"))}
+
+
+# ------------------------------------------------------------------ issue 14: calendars and gap attribution
+D = 24 * H
+
+
+def _daily(days: list[int], m0: int) -> pl.DataFrame:
+    """Daily bars on the given day offsets from ``m0`` (clean prices)."""
+    full = clean_bars(24 * 40, m0)
+    daily = full.filter((pl.col("timestamp") - m0) % D == 0)
+    return daily.filter(((pl.col("timestamp") - m0) // D).is_in(days))
+
+
+def test_weekday_calendar_weekends_are_not_gaps():
+    m0, m1 = month_bounds("2026-06")          # 2026-06-01 is a Monday
+    weekdays = [d for d in range(30) if d % 7 < 5]
+    bars = _daily(weekdays, m0)
+    crypto = evaluate(bars, "1d", Policy.default(max_gap="1d"), start_ms=m0, end_ms=m1, prev_last_ms=m0 - 3 * D)
+    assert crypto.blocked and crypto.outcomes["gaps"].count == 4          # four weekends on a 24/7 grid
+    fx = evaluate(bars, "1d", Policy.default(max_gap="1d", calendar="weekdays"), start_ms=m0, end_ms=m1,
+                  prev_last_ms=m0 - 3 * D)                                # last bar: Friday 2026-05-29
+    assert fx.status == "validated" and fx.gaps == [] and fx.outcomes["gaps"].passed
+    holiday = bars.filter(pl.col("timestamp") != m0 + 9 * D)              # a Wednesday missing is a gap
+    fx2 = evaluate(holiday, "1d", Policy.default(max_gap="2d", calendar="weekdays"), start_ms=m0, end_ms=m1)
+    assert [g[2] for g in fx2.gaps] == [1]
+
+
+def test_a_gap_across_a_month_boundary_is_charged_to_each_month_it_spans():
+    mar0, mar1 = month_bounds("2026-03")
+    apr0, apr1 = month_bounds("2026-04")
+    march = _daily(list(range(25)), mar0)                      # last bar 2026-03-25
+    april = _daily(list(range(6, 30)), apr0)                   # first bar 2026-04-07
+    pol = Policy.default(max_gap="7d")
+    a = evaluate(april, "1d", pol, start_ms=apr0, end_ms=apr1, prev_last_ms=int(march["timestamp"].max()))
+    assert a.gaps == [(apr0, apr0 + 5 * D, 6)] and a.status == "validated"    # Apr 1..6 only
+    m = evaluate(march, "1d", pol, start_ms=mar0, end_ms=mar1, next_first_ms=int(april["timestamp"].min()))
+    assert m.gaps == [(mar0 + 25 * D, mar0 + 30 * D, 6)] and m.status == "validated"   # Mar 26..31
+    strict = Policy.default(max_gap="3d")                      # each part alone is over max_gap: both block
+    assert evaluate(april, "1d", strict, start_ms=apr0, end_ms=apr1, prev_last_ms=int(march["timestamp"].max())).blocked
