@@ -16,7 +16,7 @@ from ._base import Section, closest
 from .contract import DataContractConfig
 from .instruments import InstrumentConfig
 from .operations import ConcurrencyConfig, CostConfig, CostsConfig, ScheduleConfig, SyntheticConfig
-from .research import RegimesConfig, SearchConfig, WalkForwardConfig
+from .research import RegimesConfig, ResearchDataConfig, SearchConfig, WalkForwardConfig
 from .risk import EvaluationConfig, RiskConfig
 
 DEFAULT_CONFIG_PATH = "maestro.yaml"
@@ -35,6 +35,7 @@ class MaestroConfig(Section):
     schedule: ScheduleConfig = ScheduleConfig()
     concurrency: ConcurrencyConfig = ConcurrencyConfig()
     regimes: RegimesConfig = RegimesConfig()
+    research: ResearchDataConfig = ResearchDataConfig()
     risk: RiskConfig = RiskConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     data_contract: DataContractConfig = DataContractConfig()

@@ -392,3 +392,27 @@ def test_a_gap_across_a_month_boundary_is_charged_to_each_month_it_spans():
     assert m.gaps == [(mar0 + 25 * D, mar0 + 30 * D, 6)] and m.status == "validated"   # Mar 26..31
     strict = Policy.default(max_gap="3d")                      # each part alone is over max_gap: both block
     assert evaluate(april, "1d", strict, start_ms=apr0, end_ms=apr1, prev_last_ms=int(march["timestamp"].max())).blocked
+
+
+def test_longest_clean_span_researches_the_history_before_a_blocked_month(tmp_path, instance):
+    from maestro_pipeline.walkforward import research_bars, research_span
+
+    g = Graph(tmp_path, instance, research={"span": "longest_clean"},
+              walk_forward={"scheme": "rolling", "train": "30d", "test": "15d", "n_splits": 3})
+    g.bars()
+    inst = g.cfg.instrument_objs[0]
+    raw = g.lake.read_file("raw_candles", Lake.month_partition(inst, "2026-07"))
+    res, _, _ = _validate(g, _set(raw, [3], high=pl.col("low") - 1), "2026-07")      # 2026-07 blocked
+    assert not res.success
+    span = research_span(g.lake, inst, "longest_clean")
+    assert (span.first_month, span.last_month) == ("2026-04", "2026-06")             # 3 clean months beat 2
+    assert span.excluded == {"2026-07": "blocked: bar_structure",
+                             "2026-08": "clean, but outside the longest clean run",
+                             "2026-09": "clean, but outside the longest clean run"}
+    bars = research_bars(g.lake, inst, span="longest_clean")
+    assert bars["timestamp"].min() == month_bounds("2026-04")[0]
+    assert bars["timestamp"].max() == month_bounds("2026-07")[0] - H
+    assert research_span(g.lake, inst, "all").last_month == "2026-09"
+    out = g.run(["walk_forward_splits"], INST)
+    md = out.asset_materializations_for_node("walk_forward_splits")[0].metadata
+    assert md["research_span"].value.startswith("longest_clean: 2026-04 .. 2026-06; left out 2026-07 (blocked")
