@@ -16,7 +16,7 @@ import tempfile
 import time
 import warnings
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ from numba import njit
 
 from .cli import ensure_dagster_home, run_graph
 from .config import SearchConfig, WalkForwardConfig, load_config
-from .durations import month_of
+from .durations import month_bounds, month_of
 from .engine import (
     Costs,
     RiskSpec,
@@ -41,7 +41,9 @@ from .engine import (
 )
 from .instruments import Instrument
 from .lake import Lake
-from .market import SyntheticMarket
+from .market import FileSource, SyntheticMarket, clear_file_cache, ingest_months, instrument_months
+from .quality import Policy
+from .quality import evaluate as evaluate_contract
 from .schema import to_pandas_bars
 from .search import optimize_splits
 from .strategies import get_strategy
@@ -315,16 +317,10 @@ def _candle_csv(path: Path, n: int, step_ms: int, start_ms: int) -> None:
 def file_ingest_rows() -> list[Row]:
     """Issue 14: a file imported and validated end to end (read once, every month ingested from that one read,
     every month through the contract), against reading the same file with polars."""
-    from datetime import date
-
-    from .durations import month_bounds
-    from .market import FileSource, clear_file_cache, ingest_months, instrument_months
-    from .quality import Policy, evaluate
-
     rows: list[Row] = []
     start = int(datetime(2020, 1, 1, tzinfo=UTC).timestamp() * 1000)
     with tempfile.TemporaryDirectory() as tmp:
-        evaluate(year_of_bars().head(48), "1h")  # build the great-expectations suites once (not per file)
+        evaluate_contract(year_of_bars().head(48), "1h")  # build the great-expectations suites once (not per file)
         for label, tf, step, n in (("5-year daily file", "1d", 24 * HOUR_MS, 5 * 365 + 1),
                                    ("2-year 1h file", "1h", HOUR_MS, 2 * 8_760)):
             path = Path(tmp) / f"bars_{tf}.csv"
@@ -340,7 +336,7 @@ def file_ingest_rows() -> list[Row]:
             blocked = 0
             for m in months:
                 lo, hi = month_bounds(m)
-                blocked += evaluate(got[m].bars, tf, Policy.default(), start_ms=lo, end_ms=hi).blocked
+                blocked += evaluate_contract(got[m].bars, tf, Policy.default(), start_ms=lo, end_ms=hi).blocked
             total = time.perf_counter() - t0
             rows.append(Row(f"{label} ({n:,} bars, {len(months)} months) imported and validated end to end", total,
                             ref, "s", f"reference: pl.read_csv of the same file; import alone {t_ingest:.2f} s "
