@@ -44,6 +44,8 @@ def build_definitions(cfg: MaestroConfig, base_dir: Path | None = None, *, now_m
             "market": MarketDataResource(
                 synthetic_seed=cfg.synthetic.seed, now_ms=now_ms,
                 files={i.source_id: str(i.file_path(base_dir)) for i in cfg.instruments if i.exchange == "file"},
+                file_options={i.source_id: i.file_options() for i in cfg.instruments
+                              if i.exchange == "file" and i.file_options()},
             ),
         }),
     )

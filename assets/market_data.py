@@ -198,9 +198,10 @@ def _validate_month(context, cfg: MaestroConfig, lk: Lake, inst, month: str, key
     has_raw = lk.exists("raw_candles", part)
     raw = lk.read_file("raw_candles", part) if has_raw else pl.DataFrame()
     m_start, m_end = month_bounds(month)
-    policy = cfg.data_contract.policy_for(inst.exchange)
+    policy = cfg.data_contract.policy_for(inst.exchange, inst.key)
     t0 = time.perf_counter()
-    res = evaluate(raw, inst.timeframe, policy, m_start, m_end, _previous_last_bar(lk, inst, month))
+    res = evaluate(raw, inst.timeframe, policy, m_start, m_end, _previous_last_bar(lk, inst, month),
+                   _next_first_bar(lk, inst, month))
     t_contract = time.perf_counter() - t0
     meta: dict = {"instrument": inst.key, "status": res.status, "raw_rows": raw.height}
     if not has_raw:
@@ -294,6 +295,18 @@ def _action(severity: str, failed: bool, blocked: bool) -> str:
         return "offending rows quarantined" + ("; month blocked by another check" if blocked
                                                else ", the rest validated")
     return "reported only"
+
+
+def _next_first_bar(lake: Lake, inst, month: str) -> int | None:
+    """Open time of the first stored bar of the next month (raw), so a gap running into it is charged to this
+    month too; ``None`` when the next month is not ingested yet."""
+    nxt = month_of(month_bounds(month)[1])
+    p = lake.path("raw_candles", Lake.month_partition(inst, nxt))
+    if p.exists():
+        ts = pl.read_parquet(p, columns=["timestamp"])["timestamp"]
+        if ts.len():
+            return int(ts.min())
+    return None
 
 
 def _previous_last_bar(lake: Lake, inst, month: str) -> int | None:

@@ -27,7 +27,13 @@ from maestro_pipeline.reporting import (
 from maestro_pipeline.schema import bars_hash
 from maestro_pipeline.search import optimize_splits, sampler_label
 from maestro_pipeline.timeframes import timeframe_ms
-from maestro_pipeline.walkforward import next_test_end_ms, plan_research, research_bars, splits_from_table
+from maestro_pipeline.walkforward import (
+    next_test_end_ms,
+    plan_research,
+    research_bars,
+    research_span,
+    splits_from_table,
+)
 from resources import LakeResource
 
 from ._common import costs_for, lake_url, resolve, user_errors
@@ -47,7 +53,7 @@ RESEARCH_CONDITION = (
 def build_research_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Definitions:
     """``walk_forward_splits`` -> ``split_optimal_params`` -> ``oos_reports``."""
     def max_gap(inst):
-        return cfg.data_contract.policy_for(inst.exchange).max_gap
+        return cfg.data_contract.policy_for(inst.exchange, inst.key).max_gap
 
     @dg.asset(
         partitions_def=parts.instruments,
@@ -67,13 +73,14 @@ def build_research_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Defi
             t = resolve(context, cfg, lake)
             inst, lk = t.inst, t.lake
             blocked = blocked_months(lk, inst)
-            if blocked:
+            if blocked and cfg.research.span == "all":
                 raise MaestroError(
                     f"{inst.key}: blocking data checks failed for "
                     + "; ".join(f"{m} ({', '.join(v)})" for m, v in blocked.items())
                     + " — research waits until those months pass (see validated_bars' checks)"
                 )
-            bars = research_bars(lk, inst, with_derivatives=False)
+            bars = research_bars(lk, inst, with_derivatives=False, span=cfg.research.span)
+            used_span = research_span(lk, inst, cfg.research.span).describe()
             splits, table, live = plan_research(bars, inst.timeframe, cfg.walk_forward, max_gap=max_gap(inst),
                                                 regimes=cfg.regimes)
             complete = [sp for sp in splits if live.split is None or sp.index != live.split.index]
@@ -88,6 +95,7 @@ def build_research_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Defi
         return dg.MaterializeResult(
             metadata={
                 "n_splits": len(complete),
+                "research_span": used_span,
                 "first_train": iso(complete[0].train_start),
                 "last_test_end": iso(complete[-1].test_end),
                 "last_test_end_ms": complete[-1].test_end,
@@ -144,7 +152,7 @@ def build_research_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Defi
         with user_errors():
             t = resolve(context, cfg, lake)
             inst, strategy, lk, part = t.inst, t.strategy, t.lake, t.research_partition
-            bars = research_bars(lk, inst)
+            bars = research_bars(lk, inst, span=cfg.research.span)
             table = lk.read_file("walk_forward_splits", inst.hive)
             prev = lk.read_file("split_optimal_params", part) if lk.exists("split_optimal_params", part) else None
             prev_ledger = lk.read_file("trial_ledger", part) if lk.exists("trial_ledger", part) else None
@@ -230,7 +238,7 @@ def build_research_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Defi
         with user_errors():
             t = resolve(context, cfg, lake)
             inst, strategy, lk, part = t.inst, t.strategy, t.lake, t.research_partition
-            bars = research_bars(lk, inst)
+            bars = research_bars(lk, inst, span=cfg.research.span)
             params = lk.read_file("split_optimal_params", part)
             ledger = lk.read_file("trial_ledger", part) if lk.exists("trial_ledger", part) else pl.DataFrame()
             daily = lk.read_file("trial_returns", part) if lk.exists("trial_returns", part) else None

@@ -16,19 +16,12 @@ from ..config import config_path, load_config
 from ..errors import MaestroError
 from ..evaluation import build_leaderboard, format_leaderboard
 from ..lake import Lake
+from .check import add_check_command
 from .graph import QUIET_RUN_CONFIG, GraphRun, ensure_dagster_home, run_graph
 from .research import add_research_commands
 from .serve import add_serve_command
 
 __all__ = ["QUIET_RUN_CONFIG", "GraphRun", "ensure_dagster_home", "main", "run_graph"]
-
-
-def _cmd_check_config(args: argparse.Namespace) -> int:
-    path = config_path(args.config)
-    cfg = load_config(path)
-    print(f"{path}: ok — {len(cfg.instruments)} instrument(s): {', '.join(i.key for i in cfg.instrument_objs)}; "
-          f"strategies: {', '.join(cfg.strategies)}; lake: {cfg.lake_path(path.resolve().parent)}")
-    return 0
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -79,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="maestro", description="Walk-forward validation of crypto strategies.")
     parser.add_argument("--config", help="path to maestro.yaml (default: $MAESTRO_CONFIG or ./maestro.yaml)")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("check-config", help="validate maestro.yaml").set_defaults(fn=_cmd_check_config)
+    add_check_command(sub)
     sub.add_parser("demo", help="materialize the whole graph and print the leaderboard").set_defaults(fn=_cmd_demo)
     sub.add_parser("leaderboard", help="print the leaderboard from the lake").set_defaults(fn=_cmd_leaderboard)
     sub.add_parser("instance", help="write the Dagster instance's dagster.yaml (concurrency limits) from maestro.yaml"

@@ -45,7 +45,9 @@ def _instrument_bars(cfg: MaestroConfig, path: Path, key: str, now_ms: int | Non
     bars = lake.read_bars(inst)
     if bars.height == 0:
         files = {i.source_id: str(i.file_path(path.resolve().parent)) for i in cfg.instruments if i.exchange == "file"}
-        source = make_source(inst.exchange, synthetic_seed=cfg.synthetic.seed, now_ms=now_ms, files=files)
+        opts = {i.source_id: i.file_options() for i in cfg.instruments if i.exchange == "file"}
+        source = make_source(inst.exchange, synthetic_seed=cfg.synthetic.seed, now_ms=now_ms, files=files,
+                             file_options=opts)
         end = inst.end_ms or (now_ms if now_ms is not None else int(pd.Timestamp.now("UTC").value // 1_000_000))
         bars = source.fetch(inst.symbol, inst.timeframe, inst.start_ms, end)
     if bars.height == 0:

@@ -23,6 +23,8 @@ class InstrumentConfig(Section):
     end: date | None = None
     path: str | None = None   # exchange: file only: the candle file (CSV, Parquet, feather, freqtrade JSON)
     name: str | None = None   # exchange: file only: names the instrument (default: the file's stem)
+    columns: str | dict[str, str] | None = None   # file only: an asset of a wide file, or {timestamp: …, open: …}
+    day_first: bool | None = None                 # file only: 03/04/2024 is 3 April (true) or 4 March (false)
 
     @field_validator("exchange")
     @classmethod
@@ -67,6 +69,8 @@ class InstrumentConfig(Section):
                 )
         elif self.path is not None or self.name is not None:
             raise ValueError("path and name are only for exchange: file")
+        elif self.columns is not None or self.day_first is not None:
+            raise ValueError("columns and day_first are only for exchange: file (they say how to read the file)")
         return self
 
     @property
@@ -85,6 +89,10 @@ class InstrumentConfig(Section):
             return None
         p = Path(os.path.expandvars(os.path.expanduser(self.path)))
         return p if p.is_absolute() or base is None else base / p
+
+    def file_options(self) -> dict[str, object]:
+        """How to read this instrument's file (``columns``, ``day_first``; only those set)."""
+        return {k: v for k, v in (("columns", self.columns), ("day_first", self.day_first)) if v is not None}
 
     def to_instrument(self) -> Instrument:
         return Instrument(self.source_id, self.symbol, self.timeframe, self.start, self.end)

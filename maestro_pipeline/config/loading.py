@@ -16,7 +16,7 @@ from ._base import Section, closest
 from .contract import DataContractConfig
 from .instruments import InstrumentConfig
 from .operations import ConcurrencyConfig, CostConfig, CostsConfig, ScheduleConfig, SyntheticConfig
-from .research import RegimesConfig, SearchConfig, WalkForwardConfig
+from .research import RegimesConfig, ResearchDataConfig, SearchConfig, WalkForwardConfig
 from .risk import EvaluationConfig, RiskConfig
 
 DEFAULT_CONFIG_PATH = "maestro.yaml"
@@ -37,6 +37,7 @@ class MaestroConfig(Section):
     schedule: ScheduleConfig = ScheduleConfig()
     concurrency: ConcurrencyConfig = ConcurrencyConfig()
     regimes: RegimesConfig = RegimesConfig()
+    research: ResearchDataConfig = ResearchDataConfig()
     risk: RiskConfig = RiskConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     data_contract: DataContractConfig = DataContractConfig()
@@ -100,6 +101,12 @@ class MaestroConfig(Section):
             except ValidationError as e:
                 msg = e.errors()[0]["msg"].removeprefix("Value error, ")
                 raise ValueError(f"risk (for {name}): {msg}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _contract_targets(self) -> MaestroConfig:
+        self.data_contract.check_targets([i.source_id for i in self.instruments],
+                                         [i.key for i in self.instrument_objs])
         return self
 
     # --- conveniences -------------------------------------------------------------------------------

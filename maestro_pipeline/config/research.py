@@ -130,6 +130,14 @@ class SearchConfig(Section):
 
 
 
+class ResearchDataConfig(Section):
+    """``research:``: which validated months research reads. ``span: all`` (default): every month, a blocked or
+    missing one holds research back; ``span: longest_clean``: the longest run of consecutive clean months (the
+    splits' metadata and the report say which span was used)."""
+
+    span: Literal["all", "longest_clean"] = "all"
+
+
 class RegimesConfig(Section):
     """Market regimes (a Gaussian HMM over daily returns and volatility, fitted on past data only).
 

@@ -16,8 +16,8 @@ from .derivatives import (
     is_perpetual,
     open_interest_timeframe,
 )
-from .files import FileImport, FileSource, file_source_name, read_bars_file
-from .ingest import MonthIngest, ingest_month, resume_from, stitch
+from .files import FileImport, FileSource, clear_file_cache, describe_spacing, file_source_name, read_bars_file
+from .ingest import MonthIngest, ingest_month, ingest_months, instrument_months, resume_from, stitch
 from .source import MarketSource
 from .sources import make_source
 from .synthetic import ORIGIN_MS, REGIMES, SyntheticMarket
@@ -25,6 +25,7 @@ from .synthetic import ORIGIN_MS, REGIMES, SyntheticMarket
 __all__ = [
     "DERIVATIVE_KINDS", "FUNDING_COLUMNS", "OPEN_INTEREST_COLUMNS", "ORIGIN_MS", "REGIMES", "CcxtSource",
     "DerivativeMonth", "FileImport", "FileSource", "MarketSource", "MonthIngest", "RetryPolicy", "SyntheticMarket",
-    "api_credentials", "attach_derivatives", "clear_market_cache", "file_source_name", "ingest_derivative_month",
-    "ingest_month", "is_perpetual", "make_source", "open_interest_timeframe", "read_bars_file", "resume_from", "stitch",
+    "api_credentials", "attach_derivatives", "clear_file_cache", "clear_market_cache", "describe_spacing",
+    "file_source_name", "ingest_derivative_month", "ingest_month", "ingest_months", "instrument_months",
+    "is_perpetual", "make_source", "open_interest_timeframe", "read_bars_file", "resume_from", "stitch",
 ]

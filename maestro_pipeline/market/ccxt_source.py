@@ -19,6 +19,10 @@ What this adds on top of ccxt, and why:
   ``ExchangeNotAvailable`` (5xx), ``RequestTimeout`` and ``OperationFailed`` (an exchange's "internal error,
   try again" codes) are retried with exponential backoff and full jitter,
   bounded by a number of attempts and a total time (:class:`RetryPolicy`); then a one-line ``DataError``.
+* **Deadlines on the wall clock.** ccxt's ``timeout`` bounds each socket read, so a dripping reply never trips
+  it. Every reply must be complete within ``deadlines[0]`` seconds (a page) and every ``fetch`` within
+  ``deadlines[1]`` (all its pages, retries and waits): :mod:`.ccxt_deadline`. A page past its deadline is retried
+  like a timeout; a fetch past its deadline fails at once with one line naming the exchange and what it fetched.
 * **Only completed bars.** The bar still forming at ``now`` (open + timeframe > now) is never returned.
 * **Keys from the environment only.** ``MAESTRO_<EXCHANGE>_API_KEY`` / ``_SECRET`` (/ ``_PASSWORD``) are
   handed to ccxt and nowhere else: not in ``repr``, messages, metadata or the lake (messages are scrubbed).
@@ -31,6 +35,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from typing import Any
 
 import polars as pl
@@ -50,6 +55,7 @@ from .ccxt_client import (
     finish_table,
     rewrite_urls,
 )
+from .ccxt_deadline import DeadlineAdapter, DeadlineExceeded
 from .source import MarketSource
 
 __all__ = ["CcxtSource"]
@@ -80,6 +86,7 @@ class CcxtSource(MarketSource):
         env: dict[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         seed: int | None = None,
+        deadlines: tuple[float, float] = (60.0, 900.0),
     ):
         import ccxt  # lazy: ~0.5 s
 
@@ -112,6 +119,12 @@ class CcxtSource(MarketSource):
             ex.options.update(options)
         if self.url_override:
             ex.urls["api"] = rewrite_urls(ex.urls["api"], self.url_override)
+        self.page_deadline_s, self.fetch_deadline_s = (float(x) for x in deadlines)
+        self._fetch_deadline: float | None = None   # monotonic; set while a fetch runs
+        self._fetching = ""
+        adapter = DeadlineAdapter(self._cutoff)
+        ex.session.mount("http://", adapter)
+        ex.session.mount("https://", adapter)
         self.exchange = ex
         #: Requests made (by kind) and retries, for metadata and benchmarks.
         self.stats: dict[str, int] = {"markets": 0, "ohlcv_pages": 0, "probes": 0, "funding_pages": 0,
@@ -130,6 +143,31 @@ class CcxtSource(MarketSource):
             text = text.replace(s, "***")
         return text
 
+    def _cutoff(self) -> tuple[float, str]:
+        """When the reply now being requested must be complete: the page deadline, or the fetch's if sooner."""
+        page = time.monotonic() + self.page_deadline_s
+        if self._fetch_deadline is not None and self._fetch_deadline <= page:
+            return self._fetch_deadline, "fetch"
+        return page, "page"
+
+    @contextmanager
+    def _fetch_scope(self, what: str):
+        """Bound everything done inside (pages, retries, waits) by the fetch deadline."""
+        if self._fetch_deadline is not None:  # nested (market loading inside a fetch): the outer deadline holds
+            yield
+            return
+        self._fetch_deadline, self._fetching = time.monotonic() + self.fetch_deadline_s, what
+        try:
+            yield
+        finally:
+            self._fetch_deadline, self._fetching = None, ""
+
+    def _past_fetch_deadline(self, what: str, extra_s: float = 0.0) -> None:
+        if self._fetch_deadline is not None and time.monotonic() + extra_s > self._fetch_deadline:
+            raise DataError(f"{self.exchange_id}: {self._fetching or what}: not done within the "
+                            f"{self.fetch_deadline_s:g} s fetch deadline (at {what}); nothing was stored, re-run "
+                            "later or raise the deadline")
+
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call ccxt with retries on transient errors; give up with a one-line ``DataError``."""
         ccxt = self._ccxt
@@ -137,20 +175,26 @@ class CcxtSource(MarketSource):
         started = time.monotonic()
         attempt = 0
         while True:
+            self._past_fetch_deadline(what)
             try:
                 return fn(*args, **kwargs)
             except retryable as e:
                 attempt += 1
+                cut = e.__cause__ if isinstance(e.__cause__, DeadlineExceeded) else None
+                if cut is not None and cut.which == "fetch":
+                    self._past_fetch_deadline(what, extra_s=1e9)
                 wait = self.retry.delay(attempt - 1, self._rng)
                 spent = time.monotonic() - started
+                reason = (f"the reply was not complete within the {self.page_deadline_s:g} s page deadline (a slow "
+                          "or dripping reply)" if cut is not None
+                          else f"{type(e).__name__}: {self._scrub(str(e))[:300]}")
+                self._past_fetch_deadline(what, extra_s=wait)
                 if attempt >= self.retry.max_attempts or spent + wait > self.retry.max_total_s:
                     raise DataError(
-                        f"{self.exchange_id}: {what} failed after {attempt} attempt(s) in {spent:.1f}s: "
-                        f"{type(e).__name__}: {self._scrub(str(e))[:300]}"
+                        f"{self.exchange_id}: {what} failed after {attempt} attempt(s) in {spent:.1f}s: {reason}"
                     ) from None
                 self.stats["retries"] += 1
-                log.warning("%s: %s: %s (%s); retry %d in %.2fs", self.exchange_id, what, type(e).__name__,
-                            self._scrub(str(e))[:200], attempt, wait)
+                log.warning("%s: %s: %s; retry %d in %.2fs", self.exchange_id, what, reason[:200], attempt, wait)
                 self._sleep(wait)
             except ccxt.BadSymbol as e:
                 raise MaestroError(f"{self.exchange_id}: {what}: {self._scrub(str(e))[:300]}") from None
@@ -283,6 +327,10 @@ class CcxtSource(MarketSource):
     # ------------------------------------------------------------------ OHLCV
     def fetch(self, symbol: str, timeframe: str, since_ms: int, until_ms: int) -> pl.DataFrame:
         """Completed bars with ``since_ms <= timestamp < until_ms`` in the bar schema, ascending."""
+        with self._fetch_scope(f"{symbol} {timeframe} candles {iso(int(since_ms))}..{iso(int(until_ms))}"):
+            return self._fetch(symbol, timeframe, since_ms, until_ms)
+
+    def _fetch(self, symbol: str, timeframe: str, since_ms: int, until_ms: int) -> pl.DataFrame:
         market = self.market(symbol)
         self.check_timeframe(timeframe)
         tf = int(self.exchange.parse_timeframe(timeframe) * 1000)
@@ -303,7 +351,14 @@ class CcxtSource(MarketSource):
             schema={"timestamp": pl.Int64, "open": pl.Float64, "high": pl.Float64, "low": pl.Float64,
                     "close": pl.Float64, "volume": pl.Float64},
             orient="row",
-        ).unique("timestamp", keep="last", maintain_order=True).sort("timestamp")
+        ).unique(maintain_order=True).sort("timestamp", maintain_order=True)  # page overlaps: identical copies
+        conflicts = df.height - df["timestamp"].n_unique()
+        if conflicts:
+            # two different candles for one timestamp: kept both, as a file's would be, so the contract's
+            # unique_timestamps rule blocks the month instead of this code picking one silently
+            first = df.filter(pl.col("timestamp").is_duplicated())["timestamp"][0]
+            log.warning("%s %s %s: %d conflicting duplicate candle(s), first at %s: kept for the contract to refuse",
+                        self.exchange_id, symbol, timeframe, conflicts, iso(int(first)))
         df = df.with_columns(
             pl.col("timestamp").cast(pl.Datetime("ms")).dt.replace_time_zone("UTC").alias("datetime"),
             pl.col("volume").fill_null(0.0),
@@ -331,6 +386,10 @@ class CcxtSource(MarketSource):
 
     def fetch_funding_rates(self, symbol: str, since_ms: int, until_ms: int) -> pl.DataFrame:
         """Funding-rate history (``fetchFundingRateHistory``) with ``since <= timestamp < until``, up to now."""
+        with self._fetch_scope(f"{symbol} funding rates {iso(int(since_ms))}..{iso(int(until_ms))}"):
+            return self._fetch_funding(symbol, since_ms, until_ms)
+
+    def _fetch_funding(self, symbol: str, since_ms: int, until_ms: int) -> pl.DataFrame:
         market = self._derivative_market(symbol, "fetchFundingRateHistory")
         end = min(int(until_ms), self._now() + 1)
         if end <= since_ms:
@@ -353,6 +412,10 @@ class CcxtSource(MarketSource):
 
     def fetch_open_interest(self, symbol: str, timeframe: str, since_ms: int, until_ms: int) -> pl.DataFrame:
         """Open-interest history (``fetchOpenInterestHistory``) at ``timeframe`` with ``since <= ts < until``."""
+        with self._fetch_scope(f"{symbol} {timeframe} open interest {iso(int(since_ms))}..{iso(int(until_ms))}"):
+            return self._fetch_open_interest(symbol, timeframe, since_ms, until_ms)
+
+    def _fetch_open_interest(self, symbol: str, timeframe: str, since_ms: int, until_ms: int) -> pl.DataFrame:
         market = self._derivative_market(symbol, "fetchOpenInterestHistory")
         tf = int(self.exchange.parse_timeframe(timeframe) * 1000)
         end = min(int(until_ms), self._now() + 1)

@@ -2,78 +2,53 @@
 
 Formats, chosen by the file's suffix:
 
-* **CSV** (``.csv``, ``.txt``, ``.tsv``; ``.gz`` accepted): a header with a time column (``timestamp``, ``time``,
-  ``date``, ``datetime``, ``open_time``, ``Date``, ...) and ``open/high/low/close`` (any case, or ``o/h/l/c``)
-  and a volume column (``volume``, ``Volume BTC``, ``volume_btc``, ...). A title line above the header (as in
-  CryptoDataDownload files) is skipped; a header-less file whose rows start with
-  ``timestamp, open, high, low, close, volume`` (Binance's dumps) is read by position. Delimiters ``, ; tab``.
+* **CSV** (``.csv``, ``.txt``, ``.tsv``; ``.gz`` accepted): the layouts of :mod:`.file_layouts` (a header with a
+  time column and open/high/low/close[/volume] in any common spelling, pandas' ``to_csv`` index layout, yfinance's
+  header rows, MetaTrader exports, ``;`` with decimal commas, a title line, header-less Binance dumps, wide
+  multi-asset files with ``columns: <asset>``, or ``columns: {timestamp: …, open: …}`` for any other header).
 * **Parquet** (``.parquet``, ``.pq``), **feather/Arrow IPC** (``.feather``, ``.arrow``, ``.ipc``; freqtrade's
   storage) with the same column rules (a datetime column counts as the time column).
 * **freqtrade JSON** (``.json``, ``.json.gz``): ``[[timestamp_ms, open, high, low, close, volume], ...]``
   (a list of objects with the column names above also works).
 
-Timestamps may be Unix seconds, milliseconds, microseconds or nanoseconds (told apart by magnitude), ISO 8601
-strings (with or without offset; naive means UTC) or CryptoDataDownload's ``2019-10-17 09-AM``. When there are
-several volume columns (``volume_btc`` next to ``volume`` in USD) the base-asset one wins: the column named
-after the symbol's base, else a qualified column whose qualifier is not a quote currency, else ``volume``.
+Timestamps: :mod:`.file_times` (Unix s/ms/µs/ns decided per value, ISO strings, day-first or month-first dates;
+ambiguous orders refused unless ``day_first`` says). When there are several volume columns (``volume_btc`` next to
+``volume`` in USD) the base-asset one wins: the column named after the symbol's base, else a qualified column whose
+qualifier is not a quote currency, else ``volume``.
+
+**No volume column** is said, never papered over with zeros: the bars' ``volume`` is null, :class:`FileImport`
+has ``has_volume=False``, the contract's volume rules report "not evaluated" and strategies that read volume refuse
+to run on such bars.
 
 Rows are sorted ascending by time (stable); :class:`FileImport` says whether the file had to be re-sorted
 (newest-first files) and how many duplicate timestamps it holds. Duplicates are kept: the validation layer
 quarantines them, and an importer must not guess which copy is right. Every problem is one ``DataError`` line.
+Imports are cached per process by (path, size, modification time, options) — :func:`clear_file_cache` — so the
+months of one file are served from one read.
 """
 
 from __future__ import annotations
 
-import csv
 import gzip
-import io
 import json
 import re
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import pandas as pd
 import polars as pl
 import pyarrow.feather as feather
 
 from ..errors import DataError
 from ..schema import BAR_COLUMNS, empty_bars
-from ..timeframes import timeframe_ms
+from ..timeframes import DAY_MS, HOUR_MS, MINUTE_MS, SUPPORTED_TIMEFRAMES, timeframe_ms
+from .file_layouts import ColumnMap, map_columns, parse_numbers, read_csv_table
+from .file_times import read_times
 from .source import MarketSource
 
-__all__ = ["FileImport", "FileSource", "read_bars_file", "file_source_name"]
-
-_TIME_NAMES = ("timestamp", "open_time", "opentime", "time", "datetime", "date", "date_time", "unix", "ts", "t")
-_PRICE_NAMES = {
-    "open": ("open", "o", "open_price", "price_open"),
-    "high": ("high", "h", "high_price", "price_high"),
-    "low": ("low", "l", "low_price", "price_low"),
-    "close": ("close", "c", "close_price", "price_close"),
-}
-_QUOTE_LIKE = {"usd", "usdt", "usdc", "busd", "eur", "gbp", "jpy", "krw", "try", "aud", "cad", "chf", "quote",
-               "dai", "fdusd", "tusd"}
-_VOLUME_RE = re.compile(r"^(?:volume|vol|v)(?:_([a-z0-9]+))?$")
-
-#: String timestamp formats tried in order (polars/chrono syntax) before a general ISO 8601 parse.
-_TIME_FORMATS = (
-    "%Y-%m-%dT%H:%M:%S%.f%z",
-    "%Y-%m-%d %H:%M:%S%.f%z",
-    "%Y-%m-%dT%H:%M:%S%z",
-    "%Y-%m-%d %H:%M:%S%z",
-    "%Y-%m-%dT%H:%M:%S%.f",
-    "%Y-%m-%d %H:%M:%S%.f",
-    "%Y-%m-%dT%H:%M:%S",
-    "%Y-%m-%d %H:%M:%S",
-    "%Y-%m-%d %H:%M",
-    "%Y-%m-%dT%H:%M",
-    "%Y-%m-%d %I-%M %p",     # CryptoDataDownload hourly (2019-10-17 09-AM, rewritten to 09-00 AM first)
-    "%Y-%m-%d %I:%M:%S %p",
-    "%m/%d/%Y %H:%M",
-    "%m/%d/%Y %I:%M:%S %p",
-    "%d.%m.%Y %H:%M",
-    "%Y-%m-%d",
-)
-_MAGNITUDE_UNITS = ((1e11, 1000.0), (1e14, 1.0), (1e17, 1e-3), (float("inf"), 1e-6))  # -> ms multiplier
+__all__ = ["FileImport", "FileSource", "clear_file_cache", "describe_spacing", "file_source_name", "read_bars_file"]
 
 
 @dataclass(frozen=True)
@@ -89,11 +64,22 @@ class FileImport:
     order_breaks: int                # places where time goes backwards in the file
     duplicates: int                  # rows whose timestamp appears earlier too (kept; validation flags them)
     timeframe_ms: int | None         # most common spacing between bars
+    has_volume: bool = True          # False: the file has no volume column (volume is null, never 0)
+    notes: tuple[str, ...] = field(default_factory=tuple)   # what reading the layout took, for people
+
+    @property
+    def first_ms(self) -> int | None:
+        return int(self.bars["timestamp"][0]) if self.bars.height else None
+
+    @property
+    def last_ms(self) -> int | None:
+        return int(self.bars["timestamp"][-1]) if self.bars.height else None
 
     def summary(self) -> dict[str, object]:
         return {"file": str(self.path), "format": self.format, "rows": self.bars.height, "resorted": self.resorted,
                 "newest_first": self.newest_first, "order_breaks": self.order_breaks,
-                "duplicates": self.duplicates, "columns": self.columns}
+                "duplicates": self.duplicates, "columns": self.columns, "has_volume": self.has_volume,
+                "notes": list(self.notes)}
 
 
 def file_source_name(path: str | Path) -> str:
@@ -105,6 +91,22 @@ def file_source_name(path: str | Path) -> str:
     if not name or not name[0].isalpha():
         name = f"f_{name}" if name else "file"
     return name
+
+
+def describe_spacing(ms: int) -> str:
+    """A bar spacing for people: ``1 hour``, ``15 minutes``, ``1 day``, ``about 1 month (30 days)``."""
+    if ms >= 27 * DAY_MS and ms <= 32 * DAY_MS:
+        return f"about 1 month ({ms / DAY_MS:g} days)"
+    for unit, name in ((7 * DAY_MS, "week"), (DAY_MS, "day"), (HOUR_MS, "hour"), (MINUTE_MS, "minute")):
+        if ms >= unit and ms % unit == 0:
+            n = ms // unit
+            return f"{n} {name}{'s' if n != 1 else ''}"
+    return f"{ms / 1000:g} seconds"
+
+
+def _spacing_label(ms: int) -> str | None:
+    """The supported timeframe with exactly this spacing, if any."""
+    return next((tf for tf in SUPPORTED_TIMEFRAMES if timeframe_ms(tf) == ms), None)
 
 
 # ------------------------------------------------------------------ readers
@@ -127,46 +129,6 @@ def _open_text(path: Path) -> str:
         except UnicodeDecodeError:
             continue
     raise _err(path, "not a text file")  # pragma: no cover - latin-1 decodes anything
-
-
-def _norm(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", str(name).strip().lower()).strip("_")
-
-
-def _looks_numeric(cell: str) -> bool:
-    try:
-        float(cell)
-        return True
-    except ValueError:
-        return False
-
-
-def _read_csv(path: Path) -> pl.DataFrame:
-    text = _open_text(path)
-    lines = text.splitlines()
-    if not any(line.strip() for line in lines):
-        raise _err(path, "the file is empty")
-    sample = "\n".join(lines[:20])
-    try:
-        delim = csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
-    except csv.Error:
-        delim = ","
-    # find the header: the first of the first lines that names a time column and the four prices
-    for i, line in enumerate(lines[:10]):
-        cells = next(csv.reader([line], delimiter=delim), [])
-        names = {_norm(c) for c in cells}
-        if _find(names, _TIME_NAMES) and all(_find(names, v) for v in _PRICE_NAMES.values()):
-            body = "\n".join(lines[i:])
-            return pl.read_csv(io.StringIO(body), separator=delim, infer_schema=False, truncate_ragged_lines=True)
-        if i == 0 and len(cells) >= 6 and all(_looks_numeric(c) for c in cells[:6]):
-            # header-less: timestamp, open, high, low, close, volume, ... (Binance's data dumps)
-            df = pl.read_csv(io.StringIO(text), separator=delim, has_header=False, infer_schema=False,
-                             truncate_ragged_lines=True)
-            return df.select(df.columns[:6]).rename(
-                dict(zip(df.columns[:6], ["timestamp", "open", "high", "low", "close", "volume"], strict=True)))
-    first = next((ln for ln in lines if ln.strip()), "")[:120]
-    raise _err(path, f"no recognizable columns: need a time column (timestamp/time/date/open_time) and "
-                     f"open/high/low/close[/volume] in a header within the first lines; first line is {first!r}")
 
 
 def _read_json(path: Path) -> pl.DataFrame:
@@ -215,122 +177,48 @@ def _format_of(path: Path) -> str:
 # ------------------------------------------------------------------ mapping onto the bar schema
 
 
-def _find(names, candidates) -> str | None:
-    for c in candidates:
-        if c in names:
-            return c
-    return None
-
-
-def _pick_volume(norm_to_col: dict[str, str], base: str | None) -> str | None:
-    found = {m.group(1) or "": n for n in norm_to_col if (m := _VOLUME_RE.match(n))}
-    if not found:
-        return None
-    if base and base.lower() in found:
-        return norm_to_col[found[base.lower()]]
-    qualified = [q for q in found if q and q not in _QUOTE_LIKE]
-    if len(found) > 1 and qualified:
-        return norm_to_col[found[qualified[0]]]
-    if "" in found:
-        return norm_to_col[found[""]]
-    return norm_to_col[next(iter(found.values()))]
-
-
-def _to_ms(path: Path, s: pl.Series, colname: str) -> pl.Series:
-    """Any time column -> Int64 Unix ms (UTC)."""
-    dt = s.dtype
-    if isinstance(dt, pl.Datetime):
-        s = s.dt.convert_time_zone("UTC") if dt.time_zone else s
-        return s.dt.epoch("ms")
-    if dt == pl.Date:
-        return s.cast(pl.Datetime("ms")).dt.epoch("ms")
-    if dt.is_numeric():
-        return _numeric_ms(path, s.cast(pl.Float64), colname)
-    s = s.cast(pl.String).str.strip_chars()
-    as_num = s.cast(pl.Float64, strict=False)
-    if as_num.null_count() == s.null_count() and s.len() > s.null_count():
-        return _numeric_ms(path, as_num, colname)
-    # CryptoDataDownload's "2019-10-17 09-AM": chrono needs minutes, so add them
-    s = s.str.replace(r"^(\d{4}-\d{2}-\d{2}) (\d{1,2})-([AaPp][Mm])$", "${1} ${2}-00 ${3}")
-    for fmt in _TIME_FORMATS:
-        try:
-            parsed = s.str.to_datetime(fmt, strict=True, time_unit="ms", time_zone="UTC" if "%z" not in fmt else None)
-        except Exception:  # noqa: BLE001 - try the next format
-            continue
-        if parsed.null_count() == s.null_count():
-            if parsed.dtype.time_zone not in (None, "UTC"):  # type: ignore[union-attr]
-                parsed = parsed.dt.convert_time_zone("UTC")
-            return parsed.dt.epoch("ms")
-    try:
-        parsed_pd = pd.to_datetime(s.to_pandas(), utc=True, format="ISO8601")
-        out = pl.from_pandas(parsed_pd).dt.epoch("ms")
-        if out.null_count() == s.null_count():
-            return out
-    except (ValueError, TypeError, OverflowError):
-        pass
-    example = next((v for v in s.to_list() if v), "")
-    raise _err(path, f"cannot read the timestamps in column {colname!r} (e.g. {example!r}); use Unix "
-                     "seconds/ms/µs or ISO 8601 like 2024-01-31T13:00:00Z")
-
-
-def _numeric_ms(path: Path, s: pl.Series, colname: str) -> pl.Series:
-    nonnull = s.drop_nulls()
-    if nonnull.len() == 0:
-        raise _err(path, f"column {colname!r} holds no timestamps")
-    top = float(nonnull.abs().max())  # type: ignore[arg-type]
-    if top < 1e8:
-        raise _err(path, f"cannot read the timestamps in column {colname!r} (largest {top:g} is not a Unix time "
-                         "in s/ms/µs/ns)")
-    mult = next(m for limit, m in _MAGNITUDE_UNITS if top < limit)
-    return (s * mult).round(0).cast(pl.Int64)
-
-
-def _map_frame(path: Path, df: pl.DataFrame, base: str | None) -> tuple[pl.DataFrame, dict[str, str]]:
+def _map_frame(path: Path, df: pl.DataFrame, base: str | None, columns: str | dict[str, str] | None,
+               day_first: bool | None, tickers: list[str] | None) -> tuple[pl.DataFrame, ColumnMap, list[str]]:
     if df.height == 0:
         raise _err(path, "the file holds no rows")
-    norm_to_col: dict[str, str] = {}
-    for c in df.columns:
-        norm_to_col.setdefault(_norm(c), c)
-    names = set(norm_to_col)
-    time_norm = _find(names, _TIME_NAMES)
-    # a Datetime/Date typed column wins over names when no time-like name exists (e.g. an index called "index")
-    if time_norm is None:
-        typed = [c for c in df.columns if isinstance(df[c].dtype, (pl.Datetime, pl.Date))]
-        time_col = typed[0] if typed else None
+    cmap = map_columns(path, df, base, columns, tickers)
+    notes = list(cmap.notes)
+    if isinstance(cmap.time, list):
+        date_col, clock_col = cmap.time
+        tcol = pl.concat_str([df[date_col].cast(pl.String).str.strip_chars(), pl.lit(" "),
+                              df[clock_col].cast(pl.String).str.strip_chars()], separator="")
+        times = read_times(path, pl.select(tcol).to_series(), f"{date_col} + {clock_col}", day_first)
+        notes.append(f"date and time joined from {date_col!r} and {clock_col!r}")
     else:
-        time_col = norm_to_col[time_norm]
-    price_cols = {k: (norm_to_col[n] if (n := _find(names, v)) else None) for k, v in _PRICE_NAMES.items()}
-    missing = [k for k, v in price_cols.items() if v is None]
-    if time_col is None or missing:
-        need = (["a time column (timestamp/time/date/open_time)"] if time_col is None else []) + missing
-        raise _err(path, f"no recognizable columns: missing {', '.join(need)}; "
-                         f"found {', '.join(map(str, df.columns[:12]))}")
-    vol_col = _pick_volume(norm_to_col, base)
-    mapping = {"timestamp": time_col, **{k: v for k, v in price_cols.items() if v}}  # type: ignore[misc]
-    if vol_col:
-        mapping["volume"] = vol_col
-    ts = _to_ms(path, df[time_col], time_col)
+        times = read_times(path, df[cmap.time], cmap.time, day_first)
+    notes += times.notes
+    ts = times.ms
     if ts.null_count():
-        raise _err(path, f"{ts.null_count()} row(s) have no timestamp in column {time_col!r}")
-    cols = {"timestamp": ts}
+        first = int(ts.is_null().arg_true()[0]) + 1
+        raise _err(path, f"{ts.null_count()} row(s) have no timestamp in column {cmap.time!r} (first: data row "
+                         f"{first})")
+    out = {"timestamp": ts.alias("timestamp")}
+    number_notes = set()
     for k in ("open", "high", "low", "close", "volume"):
-        if k not in mapping:
-            cols[k] = pl.Series(k, [0.0] * df.height)
+        if k not in cmap.fields:
+            out[k] = pl.Series(k, [None] * df.height, dtype=pl.Float64)
             continue
-        raw = df[mapping[k]]
-        if raw.dtype == pl.String:
-            raw = raw.str.strip_chars()
-        vals = raw.cast(pl.Float64, strict=False)
-        bad = vals.is_null() & raw.is_not_null() & (raw.cast(pl.String) != "")
-        if bad.any():
-            example = raw.filter(bad)[0]
-            raise _err(path, f"column {mapping[k]!r} has values that are not numbers (e.g. {example!r})")
-        cols[k] = vals
-    return pl.DataFrame(cols), mapping
+        vals, note = parse_numbers(path, df[cmap.fields[k]], cmap.fields[k])
+        if note:
+            number_notes.add(note)
+        out[k] = vals.alias(k)
+    notes += sorted(number_notes)
+    if not cmap.has_volume:
+        notes.append("no volume column: volume is unknown (null); volume rules and strategies cannot use it")
+    return pl.DataFrame(out), cmap, notes
 
 
-def read_bars_file(path: str | Path, source: str | None = None, base: str | None = None) -> FileImport:
-    """Read a candle file (CSV, Parquet, feather, freqtrade JSON) into bars sorted ascending."""
+def read_bars_file(path: str | Path, source: str | None = None, base: str | None = None, *,
+                   columns: str | dict[str, str] | None = None, day_first: bool | None = None) -> FileImport:
+    """Read a candle file (CSV, Parquet, feather, freqtrade JSON) into bars sorted ascending.
+
+    ``columns``: an asset to pick from a wide file (``"BTC"``), or a mapping naming the time and price columns;
+    ``day_first``: the order of ``03/04/2024``-style dates when the file cannot tell."""
     p = Path(path).expanduser()
     if not p.exists():
         raise _err(p, "file not found")
@@ -339,13 +227,16 @@ def read_bars_file(path: str | Path, source: str | None = None, base: str | None
     if p.stat().st_size == 0:
         raise _err(p, "the file is empty")
     fmt = _format_of(p)
+    tickers, notes = None, []
     if fmt == "csv":
-        raw = _read_csv(p)
+        table = read_csv_table(p, _open_text(p))
+        raw, tickers, notes = table.frame, table.tickers, list(table.notes)
     elif fmt == "json":
         raw = _read_json(p)
     else:
         raw = _read_table(p, fmt)
-    bars, mapping = _map_frame(p, raw, base)
+    bars, cmap, more = _map_frame(p, raw, base, columns, day_first, tickers)
+    notes += more
     ts = bars["timestamp"]
     diffs = ts.diff().drop_nulls()
     breaks = int((diffs < 0).sum())
@@ -362,51 +253,104 @@ def read_bars_file(path: str | Path, source: str | None = None, base: str | None
         pl.col("timestamp").cast(pl.Datetime("ms")).dt.replace_time_zone("UTC").alias("datetime"),
         pl.lit(label).alias("source"),
     ).select([pl.col(c).cast(t) for c, t in BAR_COLUMNS.items()])
-    return FileImport(p, fmt, bars, mapping, resorted, newest_first, breaks, dupes, tf)
+    mapping = {"timestamp": " + ".join(cmap.time) if isinstance(cmap.time, list) else cmap.time, **cmap.fields}
+    return FileImport(p, fmt, bars, mapping, resorted, newest_first, breaks, dupes, tf, cmap.has_volume,
+                      tuple(notes))
+
+
+# ------------------------------------------------------------------ the process-wide import cache
+
+_CACHE_SIZE = 4
+#: Cache: recent imports by (path, size, mtime, source label, base, options); see :func:`clear_file_cache`.
+_IMPORTS: OrderedDict[tuple, FileImport] = OrderedDict()
+_IMPORTS_LOCK = threading.Lock()
+
+
+def clear_file_cache() -> None:
+    """Forget cached file imports (the next read parses the file again)."""
+    with _IMPORTS_LOCK:
+        _IMPORTS.clear()
+
+
+def _cached_import(path: Path, source: str, base: str | None, columns: Any, day_first: bool | None) -> FileImport:
+    try:
+        st = path.stat()
+        key: tuple | None = (str(path.resolve()), st.st_size, st.st_mtime_ns, source, base,
+                             json.dumps(columns, sort_keys=True), day_first)
+    except OSError:
+        key = None
+    if key is not None:
+        with _IMPORTS_LOCK:
+            hit = _IMPORTS.get(key)
+            if hit is not None:
+                _IMPORTS.move_to_end(key)
+                return hit
+    imp = read_bars_file(path, source, base, columns=columns, day_first=day_first)
+    if key is not None:
+        with _IMPORTS_LOCK:
+            _IMPORTS[key] = imp
+            while len(_IMPORTS) > _CACHE_SIZE:
+                _IMPORTS.popitem(last=False)
+    return imp
 
 
 class FileSource(MarketSource):
     """A candle file as a market source with the ``fetch(symbol, timeframe, since, until)`` contract.
 
-    ``SOURCE`` is ``file:<name>``; the file is read once per (path, size, mtime) and served by range. A file
-    whose bar spacing is not the requested timeframe is refused (one line), so a 5m file cannot pose as 1h.
+    ``SOURCE`` is ``file:<name>``; the file is read once per process (per path, size, mtime and options) and served
+    by range. A file whose bar spacing is not the requested timeframe is refused (one line), so a 5m file cannot
+    pose as 1h. The file's last bar is the end of its data (:meth:`data_end_ms`): months after it are not fetched.
     """
 
-    def __init__(self, path: str | Path, name: str | None = None, now_ms: int | None = None):
+    def __init__(self, path: str | Path, name: str | None = None, now_ms: int | None = None, *,
+                 columns: str | dict[str, str] | None = None, day_first: bool | None = None):
         self.path = Path(path).expanduser()
         self.name = name or file_source_name(self.path)
         self.SOURCE = f"file:{self.name}"
         self.now_ms = now_ms
-        self._cache: tuple[tuple, FileImport] | None = None
+        self.columns = columns
+        self.day_first = day_first
         self.last_import: FileImport | None = None
 
     def __repr__(self) -> str:
         return f"FileSource({str(self.path)!r}, name={self.name!r})"
 
     def load(self, base: str | None = None) -> FileImport:
-        try:
-            st = self.path.stat()
-            key = (st.st_size, st.st_mtime_ns, base)
-        except OSError:
-            key = None
-        if key is not None and self._cache and self._cache[0] == key:
-            return self._cache[1]
-        imp = read_bars_file(self.path, self.SOURCE, base)
-        if key is not None:
-            self._cache = (key, imp)
+        imp = _cached_import(self.path, self.SOURCE, base, self.columns, self.day_first)
         self.last_import = imp
         return imp
 
+    def check_timeframe(self, imp: FileImport, timeframe: str) -> None:
+        """Refuse a file whose bars are not ``timeframe`` apart, saying what they are and what is supported."""
+        tf = timeframe_ms(timeframe)
+        if imp.timeframe_ms is None or imp.timeframe_ms == tf:
+            return
+        own = _spacing_label(imp.timeframe_ms)
+        spacing = describe_spacing(imp.timeframe_ms)
+        if own is not None:
+            raise DataError(f"{self.path}: bars are {spacing} apart but the instrument's timeframe is {timeframe}; "
+                            f"list the file with timeframe: {own}")
+        kind = "monthly bars, " if "month" in spacing else ""
+        raise DataError(f"{self.path}: bars are {spacing} apart ({kind}not a supported timeframe); Maestro researches "
+                        f"{', '.join(SUPPORTED_TIMEFRAMES)} bars: use a file with one of those")
+
+    def data_end_ms(self, symbol: str, timeframe: str) -> int | None:
+        """The close of the file's last bar: there is no data after it."""
+        imp = self.load(_base(symbol))
+        self.check_timeframe(imp, timeframe)
+        return None if imp.last_ms is None else imp.last_ms + timeframe_ms(timeframe)
+
     def fetch(self, symbol: str, timeframe: str, since_ms: int, until_ms: int) -> pl.DataFrame:
         tf = timeframe_ms(timeframe)
-        base = symbol.split("/")[0] if symbol else None
-        imp = self.load(base)
-        if imp.timeframe_ms is not None and imp.timeframe_ms != tf:
-            raise DataError(
-                f"{self.path}: bars are {imp.timeframe_ms // 60_000} minutes apart but the instrument's timeframe is "
-                f"{timeframe}; list the file with its own timeframe"
-            )
-        df = imp.bars.filter((pl.col("timestamp") >= since_ms) & (pl.col("timestamp") < until_ms))
+        imp = self.load(_base(symbol))
+        self.check_timeframe(imp, timeframe)
+        ts = imp.bars["timestamp"]
+        lo, hi = ts.search_sorted(since_ms, "left"), ts.search_sorted(until_ms, "left")
+        df = imp.bars.slice(int(lo), int(hi - lo))  # ascending: a slice, not a scan
         if self.now_ms is not None:
             df = df.filter(pl.col("timestamp") + tf <= self.now_ms)
         return df if df.height else empty_bars()
+
+
+def _base(symbol: str | None) -> str | None:
+    return symbol.split("/")[0] if symbol else None

@@ -26,6 +26,10 @@ class MarketSource(Protocol):
         """Completed bars with ``since_ms <= timestamp < until_ms`` in the bar schema, ascending."""
         ...
 
+    def data_end_ms(self, symbol: str, timeframe: str) -> int | None:
+        """Where the source's data ends for good (a file's last bar close), or None when it keeps growing."""
+        return None
+
     def has_funding_rates(self) -> bool:
         """Whether :meth:`fetch_funding_rates` can return history."""
         return False

@@ -18,12 +18,16 @@ import polars as pl
 from ..durations import iso, label_ms
 from ..schema import BAR_COLUMNS
 from ..timeframes import timeframe_ms
-from .derive import DTYPE_NAMES, ROW_INDEX, derive_continuity, derive_rows, schema_frame
+from .derive import DTYPE_NAMES, ROW_INDEX, derive_continuity, derive_rows, schema_frame, volume_known
 from .docs import render_data_docs
 from .rules import CHECKS, CONTINUITY_RULES, DROP, ERROR, RULES, WARN, Policy
 from .suites import validate
 
-__all__ = ["STRUCTURAL_RULES", "ContractResult", "RuleOutcome", "RuleResult", "check_bars", "checks_of", "evaluate"]
+#: Rules that read volume: not evaluated on bars without volume.
+VOLUME_RULES = ("volume_non_negative", "zero_volume_runs")
+
+__all__ = ["STRUCTURAL_RULES", "VOLUME_RULES", "ContractResult", "RuleOutcome", "RuleResult", "check_bars",
+           "checks_of", "evaluate"]
 
 @dataclass
 class RuleOutcome:
@@ -82,7 +86,7 @@ def _row_reasons(rule: str, params: dict, tf_label: str, tf: int) -> pl.Expr:
     """A readable reason per offending row (a polars expression over the derived frame)."""
     ts = pl.col("timestamp")
     if rule == "no_nulls":
-        return pl.format("null or NaN in {}", pl.col("null_fields"))
+        return pl.format("null, NaN or inf in {}", pl.col("null_fields"))
     if rule == "sorted":
         return pl.lit("timestamp earlier than the row before it")
     if rule == "unique_timestamps":
@@ -98,6 +102,13 @@ def _row_reasons(rule: str, params: dict, tf_label: str, tf: int) -> pl.Expr:
         return pl.format("lowest price {} <= 0", pl.col("min_price"))
     if rule == "volume_non_negative":
         return pl.format("volume {} < 0", pl.col("volume"))
+    if rule == "plausible_values":
+        return pl.format("price or volume beyond the bounds (max_price {}, max_volume {}): high {}, volume {}",
+                         pl.lit(f"{params['max_price']:g}"), pl.lit(f"{params['max_volume']:g}"), pl.col("high"),
+                         pl.col("volume"))
+    if rule == "price_jumps":
+        return pl.format("moves {}x against the previous close (max_jump {})", pl.col("jump_ratio").round(1),
+                         pl.lit(f"{params['max_jump']:g}"))
     if rule == "copied_rows":
         lag_h = ((ts - pl.col("copy_of")) / 3_600_000).round(2)
         return pl.format("OHLCV identical to the bar at {} ({} h earlier)",
@@ -127,6 +138,7 @@ def evaluate(
     start_ms: int | None = None,
     end_ms: int | None = None,
     prev_last_ms: int | None = None,
+    next_first_ms: int | None = None,
 ) -> ContractResult:
     """Run the contract on one partition of bars (``[start_ms, end_ms)`` its time range, if any).
 
@@ -163,14 +175,19 @@ def evaluate(
     outcomes["schema"] = RuleOutcome("schema", sev["schema"], True, 0, "ok")
 
     # 2. rows
-    d = derive_rows(df, tf)
+    d = derive_rows(df, tf, params["max_price"], params["max_volume"])
     rparams = {**params, "first_ms": start_ms if start_ms is not None else -(2**62),
                "last_ms": end_ms - 1 if end_ms is not None else 2**62}
     rres = validate("rows", d.to_pandas(), rparams)
     ge_results.append(rres)
     flagged: dict[str, list[int]] = {}
+    no_volume = not volume_known(df)
     for r in rres.results:
         rule = r.expectation_config.meta["rule"]
+        if no_volume and rule in VOLUME_RULES:
+            outcomes[rule] = RuleOutcome(rule, sev[rule], True, 0, "not evaluated: the bars have no volume (the "
+                                         "source has no volume column)", evaluated=False)
+            continue
         if r.success:
             outcomes[rule] = RuleOutcome(rule, sev[rule], True, 0, "ok")
             continue
@@ -190,7 +207,8 @@ def evaluate(
     dropped = sorted({i for rule, rows in flagged.items() if sev[rule] == DROP for i in rows})
     keep = (d.filter(~pl.col(ROW_INDEX).is_in(dropped) & pl.col("timestamp").is_not_null())
             .sort("timestamp").unique("timestamp", keep="first", maintain_order=True))
-    cont = derive_continuity(keep["timestamp"].to_numpy(), tf, prev_last_ms)
+    cont = derive_continuity(keep["timestamp"].to_numpy(), tf, prev_last_ms, start_ms=start_ms, end_ms=end_ms,
+                             next_first_ms=next_first_ms, calendar=policy.calendar)
     cres = validate("continuity", cont.to_pandas(), params)
     ge_results.append(cres)
     gaps_all = [(int(a), int(b), int(n)) for a, b, n in
@@ -249,7 +267,7 @@ def checks_of(outcomes: dict[str, RuleOutcome]) -> dict[str, list[RuleOutcome]]:
 #: The structural rules: a failure means the rows are wrong, not merely unusual.
 STRUCTURAL_RULES: tuple[str, ...] = (
     "schema", "no_nulls", "sorted", "unique_timestamps", "aligned_to_grid", "in_partition",
-    "ohlc_consistent", "positive_prices", "volume_non_negative",
+    "ohlc_consistent", "positive_prices", "volume_non_negative", "plausible_values", "price_jumps",
 )
 
 

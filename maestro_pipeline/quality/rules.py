@@ -30,8 +30,9 @@ ERROR, DROP, WARN = "error", "drop", "warn"
 #: Dagster checks on ``validated_bars``: (default severity, allowed severities, description). A check is blocking
 #: or not for every partition, so severities are set per check (each check's metadata has counts per rule).
 CHECKS: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "bar_structure": (ERROR, (ERROR,), "Schema, no nulls/NaN, time order, unique timestamps on the timeframe grid "
-                      "and inside the month, consistent OHLC, prices > 0, volume >= 0. Always blocking."),
+    "bar_structure": (ERROR, (ERROR,), "Schema, no nulls/NaN/inf, time order, unique timestamps on the timeframe "
+                      "grid and inside the month, consistent OHLC, prices > 0, volume >= 0, plausible magnitudes, no "
+                      "one-bar jump beyond max_jump. Always blocking."),
     "copied_rows": (DROP, (ERROR, DROP, WARN), "No bar repeats the exact OHLCV of an earlier bar (copied data)."),
     "suspicious_bars": (WARN, (ERROR, DROP, WARN), "Price spikes (robust z of log returns), long flat (O=H=L=C) runs, "
                         "zero-volume runs."),
@@ -42,7 +43,9 @@ CHECKS: dict[str, tuple[str, tuple[str, ...], str]] = {
 RULES: dict[str, Rule] = {r.name: r for r in (
     Rule("schema", "bar_structure", "Every bar column is present with its type (timestamp Int64, datetime UTC ms, "
          "OHLCV Float64, source String).", "with a wrong schema"),
-    Rule("no_nulls", "bar_structure", "No null or NaN in any bar column.", "with null or NaN values"),
+    Rule("no_nulls", "bar_structure", "No null, NaN or infinite value in any bar column (a file without a volume "
+         "column has null volume throughout: allowed, and the volume rules are not evaluated).",
+         "with null, NaN or infinite values"),
     Rule("sorted", "bar_structure", "Timestamps never go backwards (the file is in time order).", "out of time order"),
     Rule("unique_timestamps", "bar_structure", "No two rows share a timestamp.", "with a duplicated timestamp"),
     Rule("aligned_to_grid", "bar_structure", "timestamp mod timeframe == 0 (bars open on the timeframe grid).",
@@ -53,10 +56,16 @@ RULES: dict[str, Rule] = {r.name: r for r in (
          "with high below open/close or low above them"),
     Rule("positive_prices", "bar_structure", "open, high, low, close > 0.", "with a price <= 0"),
     Rule("volume_non_negative", "bar_structure", "volume >= 0.", "with negative volume"),
+    Rule("plausible_values", "bar_structure", "Every price <= max_price and volume <= max_volume (1e300 is a "
+         "corrupt cell, not a market).", "with a price or volume beyond the plausibility bound"),
+    Rule("price_jumps", "bar_structure", "No bar's high, low or close moves more than max_jump times (or below "
+         "1/max_jump of) the previous close (its own open for the first bar): a one-bar 1000x spike or a x100 unit "
+         "switch blocks the month.", "moving more than max_jump times the previous close"),
     Rule("copied_rows", "copied_rows", "No bar repeats the exact OHLCV of an earlier bar (a block copied from other "
          "hours); flat bars are exempt (they repeat naturally).", "copying the OHLCV of an earlier bar"),
     Rule("price_spikes", "suspicious_bars", "|robust z-score of the close's log return| <= spike_z (median/MAD of "
-         "the month).", "with a price spike"),
+         "the month); wicks are scored the same way (log(high / max(open, close)) and log(min(open, close) / low) "
+         "over the same MAD).", "with a price spike"),
     Rule("flat_runs", "suspicious_bars", "No run of flat bars (open = high = low = close) longer than max_flat_run.",
          "in a flat (O=H=L=C) run longer than max_flat_run"),
     Rule("zero_volume_runs", "suspicious_bars", "No run of zero-volume bars longer than max_zero_volume_run (0: any "
@@ -69,8 +78,12 @@ RULES: dict[str, Rule] = {r.name: r for r in (
 ROW_RULES = tuple(r for r in RULES if r not in ("schema", "gaps", "gap_over_max"))
 CONTINUITY_RULES = ("gaps", "gap_over_max")
 
-#: Threshold defaults for 24/7 crypto markets (overridable per exchange in maestro.yaml).
-DEFAULT_THRESHOLDS: dict[str, Any] = {"max_gap": "6h", "spike_z": 50.0, "max_flat_run": "6h", "max_zero_volume_run": 0}
+#: Threshold defaults for 24/7 crypto markets (overridable per exchange in maestro.yaml). The plausibility bounds:
+#: 1e12 is above any price of any asset in any currency (BTC in Indonesian rupiah or Vietnamese dong is ~1e9-3e9)
+#: and 1e18 above any volume in base units (a day of SHIB or PEPE is ~1e13-1e14); max_jump 10: no listed market
+#: moves 10x (or to a tenth) in one bar outside a collapse, while a bad tick or a unit switch does.
+DEFAULT_THRESHOLDS: dict[str, Any] = {"max_gap": "6h", "spike_z": 50.0, "max_flat_run": "6h", "max_zero_volume_run": 0,
+                                      "max_price": 1e12, "max_volume": 1e18, "max_jump": 10.0}
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,10 @@ class Policy:
     spike_z: float = DEFAULT_THRESHOLDS["spike_z"]
     max_flat_run: str | int = DEFAULT_THRESHOLDS["max_flat_run"]
     max_zero_volume_run: str | int = DEFAULT_THRESHOLDS["max_zero_volume_run"]
+    max_price: float = DEFAULT_THRESHOLDS["max_price"]
+    max_volume: float = DEFAULT_THRESHOLDS["max_volume"]
+    max_jump: float = DEFAULT_THRESHOLDS["max_jump"]
+    calendar: str = "24/7"       # 24/7 | weekdays (weekend slots are not missing bars)
 
     @classmethod
     def default(cls, **over: Any) -> Policy:
@@ -95,6 +112,9 @@ class Policy:
             "spike_z": float(self.spike_z),
             "max_flat_run_ms": duration_ms(self.max_flat_run, tf, "max_flat_run"),
             "max_zero_volume_run_ms": duration_ms(self.max_zero_volume_run, tf, "max_zero_volume_run"),
+            "max_price": float(self.max_price),
+            "max_volume": float(self.max_volume),
+            "max_jump": float(self.max_jump),
         }
 
     def max_gap_bars(self, timeframe: str) -> int:

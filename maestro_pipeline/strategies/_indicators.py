@@ -23,6 +23,8 @@ import pandas as pd
 from numba import njit
 from vectorbt.indicators.nb import ma_nb
 
+from ..errors import DataError
+
 __all__ = [
     "as_float",
     "column",
@@ -47,7 +49,11 @@ def as_float(a) -> np.ndarray:
 
 
 def column(bars: pd.DataFrame, name: str) -> np.ndarray:
-    return bars[name].to_numpy(dtype=np.float64)
+    out = bars[name].to_numpy(dtype=np.float64)
+    if name == "volume" and len(out) and np.isnan(out).all():
+        raise DataError("this strategy reads volume, but the bars have none (the source has no volume column); "
+                        "use a file with volume or a strategy that reads prices only")
+    return out
 
 
 @njit(cache=True)

@@ -5,7 +5,7 @@
 ``regimes`` (a Gaussian HMM fitted on past data only), ``triggers`` (when to re-split), ``data`` (the bars).
 """
 
-from .data import research_bars
+from .data import SPANS, ResearchSpan, research_bars, research_span
 from .live import LivePlan, live_split, split_regime_rows
 from .planner import Split, adaptive_train_start, next_test_end_ms, plan_splits, squared_log_returns
 from .regimes import (
@@ -23,6 +23,7 @@ from .triggers import Resplit, months_to_refresh, resplit_decision, splits_due
 __all__ = [
     "DEFAULT_MAX_GAP", "LivePlan", "RegimeModel", "RegimeShift", "Resplit", "Split", "adaptive_train_start",
     "daily_features", "filtered_regimes", "fit_regimes", "gap_flags", "live_split", "make_splits", "months_to_refresh",
-    "next_test_end_ms", "plan_research", "plan_splits", "regime_shift", "research_bars", "resplit_decision",
+    "next_test_end_ms", "plan_research", "plan_splits", "regime_shift", "research_bars", "research_span",
+    "ResearchSpan", "SPANS", "resplit_decision",
     "split_regime_rows", "split_regimes", "splits_due", "splits_from_table", "squared_log_returns",
 ]

@@ -152,3 +152,77 @@ def test_concurrency_config_becomes_the_dagster_instance_limits(tmp_path, monkey
     assert (c.run_queue_config.max_concurrent_runs, c.pool_config.default_pool_limit) == (3, 2)
     with pytest.raises(ConfigError, match="research_pool"):
         parse_config({**cfg.model_dump(mode="json"), "concurrency": {"research_pool": 0}})
+
+
+# ------------------------------------------------------------------ issue 14: contract targets, check-config
+
+
+def _file_inst(path: str, name: str, **over) -> dict:
+    return {"exchange": "file", "symbol": "BTC/USD", "timeframe": "1d", "start": "2024-01-01", "path": path,
+            "name": name, **over}
+
+
+def test_contract_thresholds_per_source_and_per_instrument():
+    insts = [_file_inst("a.csv", "coinbase"), _file_inst("b.csv", "kraken"),
+             {"exchange": "synthetic", "symbol": "BTC/USDT", "timeframe": "1h", "start": "2026-04-01"}]
+    cfg = parse_config(small_config("lake", instruments=insts, data_contract={
+        "exchanges": {"file_coinbase": {"max_gap": "3d"}},
+        "instruments": {"file_kraken.BTC_USD.1d": {"max_gap": "5d", "max_jump": 50}}}))
+    dc = cfg.data_contract
+    assert dc.policy_for("file_coinbase", "file_coinbase.BTC_USD.1d").max_gap == "3d"
+    kraken = dc.policy_for("file_kraken", "file_kraken.BTC_USD.1d")
+    assert (kraken.max_gap, kraken.max_jump) == ("5d", 50)
+    assert dc.policy_for("synthetic", "synthetic.BTC_USDT.1h").max_gap == "6h"       # untouched
+    for bad, msg in [
+        ({"exchanges": {"file": {"max_gap": "3d"}}},
+         "'file' names no source: a file instrument's source is file_<name>"),
+        ({"exchanges": {"file_coinbsae": {}}}, "no file instrument has source 'file_coinbsae' (did you mean "
+                                                "file_coinbase"),
+        ({"instruments": {"file_kraken.BTC_USD.1h": {}}}, "'file_kraken.BTC_USD.1h' is not an instrument (did you "
+                                                          "mean file_kraken.BTC_USD.1d"),
+    ]:
+        with pytest.raises(ConfigError) as e:
+            parse_config(small_config("lake", instruments=insts, data_contract=bad))
+        assert msg in str(e.value) and "\n" not in str(e.value) and "coinbase?" not in str(e.value).split("(")[0]
+
+
+def test_file_reading_settings_only_for_file_instruments():
+    with pytest.raises(ConfigError, match="columns and day_first are only for exchange: file"):
+        parse_config(small_config("lake", instruments=[
+            {"exchange": "synthetic", "symbol": "BTC/USDT", "timeframe": "1h", "start": "2026-04-01",
+             "columns": "BTC"}]))
+
+
+def _daily_csv(path: Path, days: int, start: str = "2024-01-01", step: str = "1D") -> None:
+    import pandas as pd
+
+    idx = pd.date_range(start, periods=days, freq=step, tz="UTC")
+    path.write_text("date,open,high,low,close,volume\n" + "".join(f"{t:%Y-%m-%d},1,2,0.5,1.5,3\n" for t in idx))
+
+
+def test_check_config_opens_every_file_instrument(tmp_path, capsys):
+    from maestro_pipeline.cli import main
+
+    _daily_csv(tmp_path / "good.csv", 40)
+    _daily_csv(tmp_path / "monthly.csv", 12, step="MS")
+    (tmp_path / "wide.csv").write_text("date,BTC:open,BTC:high,BTC:low,BTC:close,ETH:open,ETH:high,ETH:low,ETH:close\n"
+                                       "2024-01-01,1,2,0.5,1.5,1,2,0.5,1.5\n2024-01-02,1,2,0.5,1.5,1,2,0.5,1.5\n")
+    insts = [_file_inst("good.csv", "good"), _file_inst("missing.csv", "missing"), _file_inst("wide.csv", "wide"),
+             _file_inst("monthly.csv", "monthly"), _file_inst("wide.csv", "wide_eth", columns="ETH"),
+             {"exchange": "binance", "symbol": "BTC/USDT", "timeframe": "1h", "start": "2024-01-01"}]
+    p = tmp_path / "maestro.yaml"
+    p.write_text(yaml.safe_dump(small_config("lake", instruments=insts)))
+    assert main(["--config", str(p), "check-config"]) == 2
+    out, err = capsys.readouterr()
+    lines = {ln.split(":")[0]: ln for ln in out.splitlines() if not ln.startswith(" ")}
+    good = lines["file_good.BTC_USD.1d"]
+    assert "40 rows" in good and "2024-01-01 00:00 .. 2024-02-09 00:00" in good
+    assert "1 day apart = 1d" in good and "end: defaults to it" in good
+    assert "missing.csv: file not found" in lines["file_missing.BTC_USD.1d"]
+    assert "pick one with `columns: BTC`" in lines["file_wide.BTC_USD.1d"]
+    assert "about 1 month" in lines["file_monthly.BTC_USD.1d"] and "not a supported timeframe" in \
+        lines["file_monthly.BTC_USD.1d"]
+    assert "ok — wide.csv: 2 rows" in lines["file_wide_eth.BTC_USD.1d"]
+    assert "offline; --online checks" in lines["binance.BTC_USDT.1h"]
+    assert err.strip() == ("maestro: 3 of 6 instrument(s) cannot be ingested: file_missing.BTC_USD.1d, "
+                           "file_wide.BTC_USD.1d, file_monthly.BTC_USD.1d (each said why above)")

@@ -39,10 +39,17 @@ def test_structural_rules_pass_and_gaps_match_manifest(datasets, name):
     tf, rows, missing, n_gaps = MANIFEST[name]
     bars = load(datasets, name)
     assert bars.height == rows
-    failed = [r for r in check_bars(bars, tf) if not r.passed]
-    assert failed == [], [f"{r.rule}: {r.message}" for r in failed]  # MANIFEST: no duplicates, no OHLC faults
     gaps = find_gaps(bars["timestamp"], tf)
     assert (len(gaps), sum(g[2] for g in gaps)) == (n_gaps, missing)
+    failed = [r for r in check_bars(bars, tf) if not r.passed]
+    if name == "lean_coinbase_btcusd_1d.parquet":
+        # a real bad print the MANIFEST does not list: 2017-04-15's low is 0.06 USD (open 1173.13, close 1178.85);
+        # the one-bar jump rule (max_jump 10) is the only rule that sees it
+        assert [(r.rule, r.first_offenders) for r in failed] == [("price_jumps", ["2017-04-15 00:00"])]
+        row = bars.filter(pl.col("timestamp") == 1_492_214_400_000)
+        assert row["low"][0] == 0.06 and row["close"][0] == 1178.85
+        return
+    assert failed == [], [f"{r.rule}: {r.message}" for r in failed]  # MANIFEST: no duplicates, no OHLC faults
 
 
 def test_coinbase_file_is_unsorted_when_taken_as_published(datasets):

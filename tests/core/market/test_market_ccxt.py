@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.request
 
 import polars as pl
@@ -97,7 +98,8 @@ def test_incremental_refresh_appends_only_new_bars_and_is_idempotent(tmp_path, i
     n0 = len(standin.requests)
     res = g.run(["raw_candles"], "2026-09", SPOT_1H, now_ms=later)
     klines = [q for p, q in standin.requests[n0:] if p.endswith("/klines")]
-    assert len(klines) == 1 and int(klines[0]["startTime"]) == NOW_MS   # asks only after the newest stored bar
+    # asks from the newest stored bar: it is fetched again, so a bar the exchange revised is revised here too
+    assert len(klines) == 1 and int(klines[0]["startTime"]) == NOW_MS - HOUR
     assert materialization_metadata(res, "raw_candles")["new_rows"] == 5
     second = g.lake.read_file("raw_candles", part)
     assert second.height == first.height + 5
@@ -108,7 +110,7 @@ def test_incremental_refresh_appends_only_new_bars_and_is_idempotent(tmp_path, i
     n1 = standin.count("/klines")
     res = g.run(["raw_candles"], "2026-09", SPOT_1H, now_ms=later)        # same clock: nothing new
     assert materialization_metadata(res, "raw_candles")["new_rows"] == 0
-    assert standin.count("/klines") == n1                               # no request at all
+    assert standin.count("/klines") == n1 + 1                           # one page: the newest stored bar again
     assert g.lake.path("raw_candles", part).stat().st_mtime_ns == mtime
     assert g.lake.read_file("raw_candles", part).equals(second)
 
@@ -146,6 +148,54 @@ def test_retry_budget_is_bounded(standin):
     with pytest.raises(DataError, match=r"failed after 3 attempt\(s\).*ExchangeNotAvailable"):
         src.fetch("BTC/USDT", "1h", NOW_MS - 48 * HOUR, NOW_MS)
     assert standin.count("/klines") == 3
+
+
+def test_a_dripping_reply_outlives_the_socket_timeout_but_not_the_page_deadline(standin):
+    """Issue 17: the socket timeout (2 s) is per read, so a reply dripping over 3 s passes it; the 1 s page
+    deadline is wall clock: the page is cut, retried and the fetch completes."""
+    standin.drip_s = 3.0
+    slow = source(standin, timeout_ms=2_000, deadlines=(60.0, 60.0))
+    slow.load_markets()
+    standin.inject("drip")
+    t0 = time.monotonic()
+    df = slow.fetch("BTC/USDT", "1h", NOW_MS - 24 * HOUR, NOW_MS)
+    assert time.monotonic() - t0 >= 2.9 and df.height == 24 and slow.stats["retries"] == 0   # nothing cut it
+    fast = source(standin, timeout_ms=2_000, deadlines=(1.0, 60.0))
+    fast.load_markets()
+    standin.inject("drip")
+    t0 = time.monotonic()
+    df = fast.fetch("BTC/USDT", "1h", NOW_MS - 24 * HOUR, NOW_MS)
+    assert time.monotonic() - t0 < 2.5 and fast.stats["retries"] == 1
+    assert checksum(df) == checksum(reference("BTC/USDT", "1h", NOW_MS - 24 * HOUR, NOW_MS))
+
+
+def test_the_fetch_deadline_bounds_all_pages_and_retries(standin):
+    standin.drip_s = 3.0
+    src = source(standin, timeout_ms=2_000, deadlines=(1.0, 2.5),
+                 retry=RetryPolicy(max_attempts=50, base_delay_s=0.01, max_delay_s=0.05, max_total_s=120))
+    src.load_markets()
+    standin.inject("drip", times=20)
+    t0 = time.monotonic()
+    with pytest.raises(DataError) as e:
+        src.fetch("BTC/USDT", "1h", NOW_MS - 24 * HOUR, NOW_MS)
+    assert time.monotonic() - t0 < 3.5
+    msg = str(e.value)
+    assert msg.startswith("binance: BTC/USDT 1h candles ") and "2.5 s fetch deadline" in msg and "\n" not in msg
+    standin.clear_faults()
+    assert src.fetch("BTC/USDT", "1h", NOW_MS - 24 * HOUR, NOW_MS).height == 24   # the next fetch has its own
+
+
+def test_conflicting_duplicate_candles_are_kept_for_the_contract_to_refuse(standin, caplog):
+    from maestro_pipeline.quality import evaluate
+
+    src = source(standin)
+    src.load_markets()
+    standin.inject("conflict")
+    with caplog.at_level(logging.WARNING, logger="maestro_pipeline.market.ccxt_source"):
+        df = src.fetch("BTC/USDT", "1h", NOW_MS - 24 * HOUR, NOW_MS)
+    assert df.height == 25 and df["timestamp"].n_unique() == 24 and "1 conflicting duplicate" in caplog.text
+    res = evaluate(df, "1h")
+    assert res.blocked and not res.outcomes["unique_timestamps"].passed
 
 
 @pytest.mark.parametrize("fault", ["truncated", "html"])

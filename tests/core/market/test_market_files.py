@@ -133,7 +133,8 @@ def test_file_source_fetch_contract(tmp_path):
     df = src.fetch("BTC/USDT", "1h", T0 + H, T0 + 10 * H)
     assert df["timestamp"].to_list() == [T0 + k * H for k in range(1, 5)]   # bar 5 still forming at now
     assert set(df["source"]) == {"file:mine"}
-    with pytest.raises(DataError, match="bars are 60 minutes apart but the instrument's timeframe is 4h"):
+    with pytest.raises(DataError, match="bars are 1 hour apart but the instrument's timeframe is 4h; list the file "
+                                        "with timeframe: 1h"):
         src.fetch("BTC/USDT", "4h", T0, T0 + 10 * H)
 
 

@@ -64,7 +64,8 @@ CASES = {
     "null_open": (lambda d: _set(d, [8], open=pl.lit(None, dtype=pl.Float64)), "no_nulls", [8], {}),
     "non_positive_price": (lambda d: _set(d, [9], low=0.0), "positive_prices", [9], {}),
     "outside_month": (lambda d: _set(d, [0], timestamp=pl.col("timestamp") - 24 * H), "in_partition", [0], {}),
-    "spike": (lambda d: _set(d, [40], close=pl.col("close") * 20, high=pl.col("close") * 20), "price_spikes", [40],
+    # 5x: a spike (warn by default); 10x and more is a price jump that blocks (below)
+    "spike": (lambda d: _set(d, [40], close=pl.col("close") * 5, high=pl.col("close") * 5), "price_spikes", [40],
               {"suspicious_bars": "drop"}),
     # 4 flat bars > max_flat_run 3h; dropping them leaves a 4 h gap (<= max_gap 6h: a longer run would block)
     "flat_run": (lambda d: _set(d, range(20, 24), open=100.0, high=100.0, low=100.0, close=100.0), "flat_runs",
@@ -73,6 +74,17 @@ CASES = {
                         {"suspicious_bars": "drop"}),
     "copied_block": (_copy_block, "copied_rows", [30, 31, 32, 33, 34], {}),
     "gap_over_max": (lambda d: pl.concat([d.slice(0, 10), d.slice(18)]), "gap_over_max", [], {}),
+    # issue 17: non-finite and absurd values
+    "inf_high": (lambda d: _set(d, [12], high=float("inf")), "no_nulls", [12], {}),
+    "inf_volume": (lambda d: _set(d, [13], volume=float("inf")), "no_nulls", [13], {}),
+    "absurd_high": (lambda d: _set(d, [14], high=1e300), "plausible_values", [14], {}),
+    "absurd_volume": (lambda d: _set(d, [15], volume=1e19), "plausible_values", [15], {}),
+    "spike_1000x": (lambda d: _set(d, [40], close=pl.col("close") * 1000, high=pl.col("close") * 1000),
+                    "price_jumps", [40], {}),
+    "unit_switch_x100": (lambda d: _set(d, range(36, 72), open=pl.col("open") * 100, high=pl.col("high") * 100,
+                                        low=pl.col("low") * 100, close=pl.col("close") * 100), "price_jumps", [36], {}),
+    "wick_spike": (lambda d: _set(d, [44], high=pl.col("high") * 3), "price_spikes", [44],
+                   {"suspicious_bars": "drop"}),
 }
 
 
@@ -118,6 +130,29 @@ def test_each_rule_catches_its_fault(case):
     assert not kept & set(bad.with_row_index("i").filter(pl.col("i").is_in(rows))["timestamp"].to_list()) or res.blocked
     # rules that did not fire pass (a fault is attributed to its own rule, not to everything)
     assert res.outcomes["schema"].passed
+
+
+def test_default_severities_keep_a_1000x_spike_a_unit_switch_and_inf_out_of_research():
+    """Under the default policy (no overrides) each of these blocks the month: nothing reaches validated_bars."""
+    for case in ("spike_1000x", "unit_switch_x100", "inf_high", "absurd_high"):
+        mutate, rule, _, _ = CASES[case]
+        res = evaluate(mutate(clean_bars(72, M0)), "1h", start_ms=M0, end_ms=month_bounds(MONTH)[1])
+        assert res.blocked and res.valid.height == 0 and res.outcomes[rule].blocking, case
+    # a wick spike is scored like a close spike: flagged (warn by default), the close alone would not be
+    res = evaluate(CASES["wick_spike"][0](clean_bars(72, M0)), "1h", start_ms=M0, end_ms=month_bounds(MONTH)[1])
+    assert not res.outcomes["price_spikes"].passed and res.outcomes["price_spikes"].rows == [44]
+    assert res.outcomes["price_jumps"].passed and res.status == "validated"
+
+
+def test_bars_without_volume_validate_and_say_the_volume_rules_did_not_run():
+    df = clean_bars(72, M0).with_columns(pl.lit(None, dtype=pl.Float64).alias("volume"))
+    res = evaluate(df, "1h", start_ms=M0, end_ms=month_bounds(MONTH)[1])
+    assert res.status == "validated" and res.valid.height == 72
+    for rule in ("volume_non_negative", "zero_volume_runs"):
+        assert not res.outcomes[rule].evaluated and "no volume" in res.outcomes[rule].message
+    # one missing volume among known volumes is still a null
+    part = _set(clean_bars(72, M0), [5], volume=pl.lit(None, dtype=pl.Float64))
+    assert evaluate(part, "1h").outcomes["no_nulls"].rows == [5]
 
 
 def test_schema_fault_blocks_and_stops_evaluation():
@@ -322,3 +357,66 @@ def test_failed_blocking_check_holds_research_back(tmp_path, instance):
     after = dg.evaluate_automation_conditions(defs=g.defs, instance=instance, asset_selection=sel, cursor=later.cursor)
     assert {str(k) for k in after.get_requested_partitions(dg.AssetKey("split_optimal_params"))} == {
         str(research_key(INST, "ema_cross")), str(research_key(INST, "rsi"))}
+
+
+# ------------------------------------------------------------------ issue 14: calendars and gap attribution
+D = 24 * H
+
+
+def _daily(days: list[int], m0: int) -> pl.DataFrame:
+    """Daily bars on the given day offsets from ``m0`` (clean prices)."""
+    full = clean_bars(24 * 40, m0)
+    daily = full.filter((pl.col("timestamp") - m0) % D == 0)
+    return daily.filter(((pl.col("timestamp") - m0) // D).is_in(days))
+
+
+def test_weekday_calendar_weekends_are_not_gaps():
+    m0, m1 = month_bounds("2026-06")          # 2026-06-01 is a Monday
+    weekdays = [d for d in range(30) if d % 7 < 5]
+    bars = _daily(weekdays, m0)
+    crypto = evaluate(bars, "1d", Policy.default(max_gap="1d"), start_ms=m0, end_ms=m1, prev_last_ms=m0 - 3 * D)
+    assert crypto.blocked and crypto.outcomes["gaps"].count == 4          # four weekends on a 24/7 grid
+    fx = evaluate(bars, "1d", Policy.default(max_gap="1d", calendar="weekdays"), start_ms=m0, end_ms=m1,
+                  prev_last_ms=m0 - 3 * D)                                # last bar: Friday 2026-05-29
+    assert fx.status == "validated" and fx.gaps == [] and fx.outcomes["gaps"].passed
+    holiday = bars.filter(pl.col("timestamp") != m0 + 9 * D)              # a Wednesday missing is a gap
+    fx2 = evaluate(holiday, "1d", Policy.default(max_gap="2d", calendar="weekdays"), start_ms=m0, end_ms=m1)
+    assert [g[2] for g in fx2.gaps] == [1]
+
+
+def test_a_gap_across_a_month_boundary_is_charged_to_each_month_it_spans():
+    mar0, mar1 = month_bounds("2026-03")
+    apr0, apr1 = month_bounds("2026-04")
+    march = _daily(list(range(25)), mar0)                      # last bar 2026-03-25
+    april = _daily(list(range(6, 30)), apr0)                   # first bar 2026-04-07
+    pol = Policy.default(max_gap="7d")
+    a = evaluate(april, "1d", pol, start_ms=apr0, end_ms=apr1, prev_last_ms=int(march["timestamp"].max()))
+    assert a.gaps == [(apr0, apr0 + 5 * D, 6)] and a.status == "validated"    # Apr 1..6 only
+    m = evaluate(march, "1d", pol, start_ms=mar0, end_ms=mar1, next_first_ms=int(april["timestamp"].min()))
+    assert m.gaps == [(mar0 + 25 * D, mar0 + 30 * D, 6)] and m.status == "validated"   # Mar 26..31
+    strict = Policy.default(max_gap="3d")                      # each part alone is over max_gap: both block
+    assert evaluate(april, "1d", strict, start_ms=apr0, end_ms=apr1, prev_last_ms=int(march["timestamp"].max())).blocked
+
+
+def test_longest_clean_span_researches_the_history_before_a_blocked_month(tmp_path, instance):
+    from maestro_pipeline.walkforward import research_bars, research_span
+
+    g = Graph(tmp_path, instance, research={"span": "longest_clean"},
+              walk_forward={"scheme": "rolling", "train": "30d", "test": "15d", "n_splits": 3})
+    g.bars()
+    inst = g.cfg.instrument_objs[0]
+    raw = g.lake.read_file("raw_candles", Lake.month_partition(inst, "2026-07"))
+    res, _, _ = _validate(g, _set(raw, [3], high=pl.col("low") - 1), "2026-07")      # 2026-07 blocked
+    assert not res.success
+    span = research_span(g.lake, inst, "longest_clean")
+    assert (span.first_month, span.last_month) == ("2026-04", "2026-06")             # 3 clean months beat 2
+    assert span.excluded == {"2026-07": "blocked: bar_structure",
+                             "2026-08": "clean, but outside the longest clean run",
+                             "2026-09": "clean, but outside the longest clean run"}
+    bars = research_bars(g.lake, inst, span="longest_clean")
+    assert bars["timestamp"].min() == month_bounds("2026-04")[0]
+    assert bars["timestamp"].max() == month_bounds("2026-07")[0] - H
+    assert research_span(g.lake, inst, "all").last_month == "2026-09"
+    out = g.run(["walk_forward_splits"], INST)
+    md = out.asset_materializations_for_node("walk_forward_splits")[0].metadata
+    assert md["research_span"].value.startswith("longest_clean: 2026-04 .. 2026-06; left out 2026-07 (blocked")

@@ -47,7 +47,7 @@ INTERVAL_MS = {
 }
 OI_PERIODS = ("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
 FUNDING_MS = 8 * 3_600_000
-FAULTS = ("429", "418", "500", "503", "slow", "truncated", "html", "drop")
+FAULTS = ("429", "418", "500", "503", "slow", "truncated", "html", "drop", "drip", "conflict")
 
 
 @dataclass
@@ -90,10 +90,11 @@ class Listing:
 class StandIn:
     """The server, its clock (``now_ms``), its listings, its fault queue and its request log."""
 
-    def __init__(self, listings: list[Listing], now_ms: int, slow_s: float = 3.0):
+    def __init__(self, listings: list[Listing], now_ms: int, slow_s: float = 3.0, drip_s: float = 4.0):
         self.listings = {(lst.market_id, lst.perpetual): lst for lst in listings}
         self.now_ms = now_ms
         self.slow_s = slow_s
+        self.drip_s = drip_s   # "drip": the reply's body trickles out over this many seconds, a piece at a time
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.headers_seen: list[dict[str, str]] = []
         self._faults: deque[tuple[str, str]] = deque()
@@ -265,10 +266,34 @@ class _Handler(BaseHTTPRequestHandler):
             status, obj = self._route(path, q)
         except (ValueError, KeyError) as e:
             status, obj = 400, {"code": -1100, "msg": f"Illegal characters found in a parameter. ({e})"}
+        if fault == "conflict" and isinstance(obj, list) and obj:
+            # a second, different candle with the first row's timestamp (close moved by 1%)
+            other = list(obj[0])
+            other[4] = _f(float(other[4]) * 1.01)
+            obj = [obj[0], other, *obj[1:]]
         body = json.dumps(obj).encode()
         if fault == "truncated":
             body = body[: max(1, len(body) // 2)]
+        if fault == "drip":
+            return self._drip(status, body)
         self._send(status, body)
+
+    def _drip(self, status: int, body: bytes) -> None:
+        """Headers at once, then the body in 40 pieces over ``drip_s``: every socket read of the client gets data
+        well within its timeout, so only a wall-clock deadline can stop the reply."""
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        n = 40
+        size = max(1, -(-len(body) // n))
+        try:
+            for i in range(0, len(body), size):
+                self.wfile.write(body[i:i + size])
+                self.wfile.flush()
+                time.sleep(self.standin.drip_s / n)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up at its deadline: fine
+            self.close_connection = True
 
     # ---- routes ----------------------------------------------------------------------------------
     def _route(self, path: str, q: dict):
