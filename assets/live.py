@@ -16,6 +16,7 @@ import polars as pl
 from maestro_pipeline.config import MaestroConfig
 from maestro_pipeline.errors import MaestroError
 from maestro_pipeline.provenance import code_version, library_versions
+from maestro_pipeline.reporting import md_table
 from maestro_pipeline.trading import live_performance as judge_live
 from maestro_pipeline.trading import live_record, read_live, reoptimized_pick, write_live
 from maestro_pipeline.walkforward import research_bars
@@ -28,6 +29,27 @@ from .research import RESEARCH_CONDITION, RESEARCH_POOL
 #: The run tag the drift sensor sets on the runs it requests (live_parameters then re-optimizes the pick).
 DRIFT_TAG = "maestro/trigger"
 DRIFT_TRIGGER = "live_drift"
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{v:+.2%}"
+
+
+def live_card(doc: dict, row: dict) -> str:
+    """The report card's live section: the pick to trade now, whether it may be, and how it is doing."""
+    band = (f"[{_pct(row['band_low'])}, {_pct(row['band_high'])}] ({row['band_level']:.0%}, seed {row['band_seed']})"
+            if row["band_low"] is not None else "n/a")
+    rows = [
+        ("live parameters", row["params"] or "none"),
+        ("risk", (doc.get("risk") or {}).get("described", "none")),
+        ("valid", f"{doc.get('valid_from') or '-'} .. {doc.get('valid_until') or '-'} ({doc.get('live_reason', '')})"),
+        ("verdict", doc.get("verdict", "")),
+        ("tradeable", f"{'yes' if doc.get('tradeable') else 'no'}: {doc.get('tradeable_reason', '')}"),
+        ("drift", f"{row['status']}: {row['description']}"),
+        ("live return", f"{_pct(row['live_return'])} over {row['live_bars']} bars"),
+        ("band", band),
+    ]
+    return md_table(pl.DataFrame({"field": [k for k, _ in rows], "live": [str(v) for _, v in rows]}))
 
 
 def build_live_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Definitions:
@@ -133,6 +155,7 @@ def build_live_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Definiti
         return dg.MaterializeResult(
             metadata={"status": row["status"], "drift_alarm": row["drift_alarm"], "description": row["description"],
                       "live_from": row["live_from"], "live_to": row["live_to"], **figures,
+                      "report_card": dg.MetadataValue.md(live_card(doc, row)),
                       "path": dg.MetadataValue.path(str(w.path))},
             check_results=[check],
             data_version=dg.DataVersion(w.data_version),

@@ -68,7 +68,7 @@ class ResearchReport:
 def build_report(inst: Instrument, strategy: str, bars: pl.DataFrame, params: pl.DataFrame, ledger: pl.DataFrame,
                  daily: pl.DataFrame | None, splits_table: pl.DataFrame, costs: Costs, max_gap: str | int,
                  *, risk: RiskSettings | None = None, evaluation: EvaluationConfig | None = None,
-                 with_charts: bool = True, live: LiveConfig | None = None) -> ResearchReport:
+                 with_charts: bool = True) -> ResearchReport:
     """Trade each split's pick out of sample, judge it (report card), and assemble the report row."""
     res = run_oos(bars, params, strategy, costs, inst.timeframe, max_gap=max_gap, risk=risk)
     res.per_split = with_regimes(res.per_split, params, splits_table)
@@ -84,7 +84,4 @@ def build_report(inst: Instrument, strategy: str, bars: pl.DataFrame, params: pl
         **live_summary(params),
         "bars_data_version": bars_hash(bars),
     }
-    if live is not None:  # the live pick's tradeable flag, by the same rule as the live_parameters export
-        ok, why = tradeable(summary["verdict"], summary["live_params"], live)
-        summary.update(tradeable=ok, tradeable_reason=why)
     return ResearchReport(res, card, summary, title)
