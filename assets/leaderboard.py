@@ -20,7 +20,7 @@ def build_leaderboard_definitions(cfg: MaestroConfig) -> dg.Definitions:
     keys = [(i.key, s) for i in cfg.instrument_objs for s in cfg.strategies]
 
     @dg.asset(
-        deps=["oos_reports"],
+        deps=["oos_reports", "live_parameters", "live_performance"],
         group_name="research",
         kinds={"duckdb"},
         code_version=code_version("maestro_pipeline.evaluation.leaderboard"),
@@ -39,7 +39,7 @@ def build_leaderboard_definitions(cfg: MaestroConfig) -> dg.Definitions:
                 meta["leaderboard"] = dg.MetadataValue.md(
                     md_table(board.select("rank", "instrument", "strategy", "verdict", "oos_sharpe", "oos_total_return",
                                           "buy_hold_total_return", "oos_max_drawdown", "oos_trades", "wfe", "dsr",
-                                          "pbo", "verdict_reason"))
+                                          "pbo", "tradeable", "drift_status", "verdict_reason"))
                 )
             missing = (sorted(set(keys) - set(zip(board["instrument"], board["strategy"], strict=True)))
                        if board.height else keys)
