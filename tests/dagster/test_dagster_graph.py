@@ -39,7 +39,7 @@ def test_definitions_load_and_validate():
     repo = defs.get_repository_def()
     names = {k.path[-1] for k in repo.assets_defs_by_key}
     assert names == {"raw_candles", "validated_bars", "walk_forward_splits", "split_optimal_params", "oos_reports",
-                     "strategy_leaderboard"}
+                     "strategy_leaderboard", "live_parameters", "live_performance"}
     checks = {k.name for k in repo.assets_defs_by_key[dg.AssetKey("validated_bars")].check_keys}
     assert checks == {"bar_structure", "copied_rows", "suspicious_bars", "gaps", "gap_over_max"}
     assert defs.get_schedule_def("nightly_refresh").default_status == dg.DefaultScheduleStatus.RUNNING
