@@ -91,6 +91,18 @@ def content_version(doc: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _finite(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float (e.g. inside a study's recorded settings) as None: the record is
+    strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def _num(v: Any) -> float | None:
     try:
         f = float(v)
@@ -175,5 +187,6 @@ def live_record(inst: Instrument, strategy: str, params: pl.DataFrame, report: d
         ok, why = False, (f"the live window ended at {doc['valid_until']} and the data reaches {doc['data_end']}: "
                           "a new split is due (the re-optimization sensor requests it)")
     doc["tradeable"], doc["tradeable_reason"] = ok, why
+    doc = _finite(doc)
     doc["content_version"] = content_version(doc)
     return doc

@@ -151,3 +151,12 @@ def test_a_corrupt_file_is_one_clear_error(tmp_path):
     s.path.write_text("{not json")
     with pytest.raises(MaestroError, match="not a valid live parameters file"):
         read_live(lake, INST.key, "ema_cross")
+
+
+def test_non_finite_figures_become_null_so_the_record_is_strict_json():
+    params, splits, report, bars = tables()
+    settings = json.dumps({"sampler": "tpe", "gamma": float("nan")})  # Python's json writes NaN unless told not to
+    params = params.with_columns(pl.lit(float("nan")).alias("train_sharpe"), pl.lit(settings).alias("sampler_settings"))
+    doc = live_record(INST, "ema_cross", params, report, splits, bars, RiskSettings(), LiveConfig(), generated_at_ms=T0)
+    assert doc["train"]["sharpe"] is None and doc["search"]["sampler_settings"] == {"sampler": "tpe", "gamma": None}
+    json.dumps(doc, allow_nan=False)
