@@ -132,6 +132,15 @@ def test_stable_market_then_a_flip_after_the_live_window_starts(tmp_path, instan
     assert ev.metadata["live_return"].value < ev.metadata["band_low"].value
     assert "below the band" in ev.description
     assert ev.metadata["action"].value.startswith("re-optimization requested")
+    # the report card's live section and the leaderboard show the pick, the tradeable flag and the drift status
+    (mat,) = res.asset_materializations_for_node("live_performance")
+    card = mat.metadata["report_card"].value
+    assert "below band" in card and json.dumps(doc["params"], sort_keys=True) in card
+    assert f"tradeable | {'yes' if doc['tradeable'] else 'no'}" in card
+    g.run(["strategy_leaderboard"], None)
+    board = g.lake.read_file("strategy_leaderboard").row(0, named=True)
+    assert (board["drift_status"], board["tradeable"]) == ("below band", doc["tradeable"])
+    assert json.loads(board["live_params"]) == doc["params"]
 
     # the sensor asks for one re-optimization of that pair, keyed by the alarm
     result = g.sensor()
