@@ -16,6 +16,7 @@ import dagster as dg
 # of one instrument). Their warnings would print on every load.
 warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=".*partitions_def on an AssetCheckSpec.*")
 warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*MultiToSingleDimensionPartitionMapping.*")
+warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*MultiPartitionMapping.*")  # live_performance
 
 from maestro_pipeline.config import MaestroConfig  # noqa: E402  (after the warning filters)
 from resources import LakeResource, MarketDataResource  # noqa: E402
@@ -23,6 +24,7 @@ from resources import LakeResource, MarketDataResource  # noqa: E402
 from .automation import build_automation_definitions  # noqa: E402
 from .derivatives import build_derivatives_definitions  # noqa: E402
 from .leaderboard import build_leaderboard_definitions  # noqa: E402
+from .live import build_live_definitions  # noqa: E402
 from .market_data import build_market_data_definitions  # noqa: E402
 from .partitions import build_partitions  # noqa: E402
 from .research import build_research_definitions  # noqa: E402
@@ -36,6 +38,7 @@ def build_definitions(cfg: MaestroConfig, base_dir: Path | None = None, *, now_m
         build_derivatives_definitions(cfg, parts),
         build_research_definitions(cfg, parts),
         build_leaderboard_definitions(cfg),
+        build_live_definitions(cfg, parts),
         build_automation_definitions(cfg, parts),
         # every step of a run in the run's own process: Maestro's steps are light (a month of bars) or parallel
         # inside (the search's process pool), so a process per step would only add ~10 s of imports each

@@ -1,6 +1,7 @@
-"""Automation: the nightly refresh schedule, the re-optimization sensor and the research automation sensor.
+"""Automation: the nightly refresh schedule, the re-optimization sensors (new data, live drift) and research
+automation.
 
-All three are RUNNING by default. The schedule refreshes the newest month of every instrument; the sensor asks
+All are RUNNING by default. The schedule refreshes the newest month of every instrument; the sensor asks
 for new splits once validated data covers a new test window (and never while the newest validated partitions
 have a failed blocking check); downstream research then follows through declarative automation, which also
 requires every upstream blocking check to have passed.
@@ -18,7 +19,8 @@ from maestro_pipeline.timeframes import DAY_MS
 from maestro_pipeline.walkforward import months_to_refresh, resplit_decision
 from resources import LakeResource
 
-from .partitions import Partitions, bars_key
+from .live import DRIFT_TAG, DRIFT_TRIGGER
+from .partitions import Partitions, bars_key, research_key
 
 
 def build_automation_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Definitions:
@@ -89,12 +91,49 @@ def build_automation_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.De
 
     research_automation = dg.AutomationConditionSensorDefinition(
         "research_automation",
-        target=dg.AssetSelection.assets("split_optimal_params", "oos_reports", "strategy_leaderboard")
-        .required_multi_asset_neighbors(),
+        target=dg.AssetSelection.assets("split_optimal_params", "oos_reports", "strategy_leaderboard",
+                                        "live_parameters", "live_performance").required_multi_asset_neighbors(),
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=30,
         description="Runs the search, the OOS reports and the leaderboard after new splits (blocking checks passed).",
     )
-    return dg.Definitions(jobs=[refresh_job, splits_job], schedules=[nightly_refresh],
-                          sensors=[reoptimize_on_new_data, research_automation])
+    live_job = dg.define_asset_job(
+        "reoptimize_live",
+        selection=dg.AssetSelection.assets("live_parameters", "live_performance"),
+        partitions_def=parts.research,
+        description="Re-optimize one instrument x strategy's live pick after a drift alarm, and judge it again.",
+    )
+
+    @dg.sensor(
+        job=live_job,
+        minimum_interval_seconds=300,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="When live.reoptimize_on_drift is true: re-optimize the live pick of every instrument x strategy "
+        "whose newest live_performance left the walk-forward's band (once per alarm: the run key is the alarm's end).",
+    )
+    def reoptimize_on_drift(context: dg.SensorEvaluationContext, lake: LakeResource):
+        if not cfg.live.reoptimize_on_drift:
+            return dg.SkipReason("live.reoptimize_on_drift is false: drift alarms only warn (the live_drift check)")
+        lk = lake.lake()
+        requests, reasons = [], []
+        for inst in cfg.instrument_objs:
+            for strategy in cfg.strategies:
+                part = {**inst.hive, "strategy": strategy}
+                if not lk.exists("live_performance", part):
+                    reasons.append(f"{inst.key} x {strategy}: no live evaluation yet")
+                    continue
+                row = lk.read_file("live_performance", part).row(0, named=True)
+                if not row["drift_alarm"]:
+                    reasons.append(f"{inst.key} x {strategy}: {row['status']}")
+                    continue
+                requests.append(dg.RunRequest(
+                    run_key=f"{inst.key}|{strategy}|drift@{row['evaluated_to_ms']}",
+                    partition_key=research_key(inst.key, strategy),
+                    tags={DRIFT_TAG: DRIFT_TRIGGER, "maestro/why": row["description"][:200]}))
+        if requests:
+            return dg.SensorResult(run_requests=requests)
+        return dg.SkipReason("; ".join(reasons) or "no instruments")
+
+    return dg.Definitions(jobs=[refresh_job, splits_job, live_job], schedules=[nightly_refresh],
+                          sensors=[reoptimize_on_new_data, research_automation, reoptimize_on_drift])
 

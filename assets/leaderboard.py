@@ -20,7 +20,7 @@ def build_leaderboard_definitions(cfg: MaestroConfig) -> dg.Definitions:
     keys = [(i.key, s) for i in cfg.instrument_objs for s in cfg.strategies]
 
     @dg.asset(
-        deps=["oos_reports"],
+        deps=["oos_reports", "live_parameters", "live_performance"],
         group_name="research",
         kinds={"duckdb"},
         code_version=code_version("maestro_pipeline.evaluation.leaderboard"),
@@ -41,7 +41,8 @@ def build_leaderboard_definitions(cfg: MaestroConfig) -> dg.Definitions:
                 # a sortable table shown on the asset page itself (no "[Show Markdown]" click)
                 meta["leaderboard"] = table(board.select(
                     "rank", "instrument", "strategy", "verdict", "verdict_reason", "oos_sharpe", "oos_total_return",
-                    "buy_hold_total_return", "oos_max_drawdown", "oos_trades", "wfe", "dsr", "pbo"))
+                    "buy_hold_total_return", "oos_max_drawdown", "oos_trades", "wfe", "dsr", "pbo", "tradeable",
+                    "drift_status"))
                 meta.update(table_facts(board))
             missing = (sorted(set(keys) - set(zip(board["instrument"], board["strategy"], strict=True)))
                        if board.height else keys)

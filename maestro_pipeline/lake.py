@@ -50,6 +50,8 @@ CATALOG_VIEWS: dict[str, str] = {
     "reports": "oos_reports",
     "leaderboard": "strategy_leaderboard",
     "quarantine": "quarantine",
+    "live": "live_parameters",
+    "live_performance": "live_performance",
 }
 
 

@@ -1,4 +1,5 @@
-"""``maestro``: the command-line shell (config check, demo run, leaderboard, instance, strategy check, backtest).
+"""``maestro``: the command-line shell (config check, demo run, leaderboard, instance, strategy check, backtest,
+export of the live parameters).
 
 It is the application's edge, not domain core: ``demo`` imports Dagster (lazily) to run the real asset graph in
 process against a persistent instance, so the UI shows the same runs afterwards. User mistakes print one line on
@@ -17,6 +18,7 @@ from ..errors import MaestroError
 from ..evaluation import build_leaderboard, format_leaderboard
 from ..lake import Lake
 from .check import add_check_command
+from .export import add_export_command
 from .graph import QUIET_RUN_CONFIG, GraphRun, ensure_dagster_home, run_graph
 from .research import add_research_commands
 from .serve import add_serve_command
@@ -79,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                    ).set_defaults(fn=_cmd_instance)
     add_research_commands(sub)
     add_serve_command(sub)
+    add_export_command(sub)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

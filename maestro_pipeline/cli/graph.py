@@ -137,7 +137,8 @@ def run_graph(cfg_path: Path, *, now_ms: int | None = None, instance: Any = None
             continue
         for strat in cfg.strategies:
             t1 = time.perf_counter()
-            if run(["split_optimal_params", "oos_reports"], research_key(inst.key, strat),
+            if run(["split_optimal_params", "oos_reports", "live_parameters", "live_performance"],
+                   research_key(inst.key, strat),
                    f"research {inst.key} {strat}"):
                 log(f"  research {inst.key} x {strat}: {time.perf_counter() - t1:.1f} s")
     out.timings["research"] = time.perf_counter() - t0

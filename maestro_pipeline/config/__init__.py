@@ -9,6 +9,7 @@ costs, concurrency, schedule; ``contract``: the bar contract); ``loading`` is th
 from ._base import BUILTIN_SOURCES, known_exchanges
 from .contract import ContractThresholds, ContractThresholdsOverride, DataContractConfig
 from .instruments import InstrumentConfig
+from .live import TRADEABLE_VERDICTS, LiveConfig
 from .loading import (
     CONFIG_ENV,
     DEFAULT_CONFIG_PATH,
@@ -25,7 +26,7 @@ from .risk import EvaluationConfig, RiskConfig, RiskOverride, RiskSettings, pars
 __all__ = [
     "BUILTIN_SOURCES", "CONFIG_ENV", "DEFAULT_CONFIG_PATH", "ConcurrencyConfig", "ContractThresholds",
     "ContractThresholdsOverride", "CostConfig", "CostsConfig", "DataContractConfig", "EvaluationConfig",
-    "InstrumentConfig", "MaestroConfig", "RegimesConfig", "RiskConfig", "RiskOverride", "RiskSettings",
-    "ScheduleConfig", "SearchConfig", "SyntheticConfig", "WalkForwardConfig", "config_path", "known_exchanges",
-    "load_config", "parse_config", "parse_section", "parse_stop",
+    "InstrumentConfig", "LiveConfig", "MaestroConfig", "RegimesConfig", "RiskConfig", "RiskOverride", "RiskSettings",
+    "ScheduleConfig", "SearchConfig", "SyntheticConfig", "TRADEABLE_VERDICTS", "WalkForwardConfig", "config_path",
+    "known_exchanges", "load_config", "parse_config", "parse_section", "parse_stop",
 ]

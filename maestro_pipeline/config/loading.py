@@ -15,6 +15,7 @@ from ..strategies import available_strategies
 from ._base import Section, closest
 from .contract import DataContractConfig
 from .instruments import InstrumentConfig
+from .live import LiveConfig
 from .operations import ConcurrencyConfig, CostConfig, CostsConfig, ScheduleConfig, SyntheticConfig
 from .research import RegimesConfig, ResearchDataConfig, SearchConfig, WalkForwardConfig
 from .risk import EvaluationConfig, RiskConfig
@@ -41,6 +42,7 @@ class MaestroConfig(Section):
     risk: RiskConfig = RiskConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     data_contract: DataContractConfig = DataContractConfig()
+    live: LiveConfig = LiveConfig()
 
     @field_validator("files_url")
     @classmethod

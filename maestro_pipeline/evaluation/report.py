@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from ..config import EvaluationConfig, RiskSettings
+from ..config import EvaluationConfig, LiveConfig, RiskSettings
 from ..durations import iso
 from ..engine import Costs
 from ..instruments import Instrument
@@ -17,8 +17,9 @@ from ..schema import bars_hash, to_pandas_bars
 from ..strategies import get_strategy
 from .oos import OOSResult, run_oos
 from .report_card import ReportCard, build_report_card
+from .verdict import VERDICT_RANK
 
-__all__ = ["ResearchReport", "build_report", "live_summary", "with_regimes"]
+__all__ = ["ResearchReport", "build_report", "live_summary", "tradeable", "with_regimes"]
 
 REGIME_COLUMNS = ("train_regime", "train_regime_share", "test_regime", "test_regime_share")
 
@@ -40,6 +41,20 @@ def live_summary(params: pl.DataFrame) -> dict[str, str]:
     r = params.filter(pl.col("live").fill_null(False)).row(0, named=True)
     return {"live_params": r["params"], "live_train_from": iso(r["train_start"]), "live_train_to": iso(r["train_end"]),
             "live_trading_until": iso(r["test_end"])}
+
+
+def tradeable(verdict: str, live_params: str | None, live: LiveConfig) -> tuple[bool, str]:
+    """May the live split's pick be traded? Only when there is a pick and the verdict is ``live.tradeable_from``
+    or better (``VERDICT_RANK``); otherwise False and the reason, in words."""
+    bar = live.tradeable_from
+    if not live_params:
+        return False, "no live pick: the live split has no feasible parameters (or there is no live split)"
+    rank = VERDICT_RANK.get(verdict)
+    if rank is None:
+        return False, f"verdict {verdict!r} is unknown"
+    if rank <= VERDICT_RANK[bar]:
+        return True, f"verdict {verdict!r} clears live.tradeable_from {bar!r}"
+    return False, f"verdict {verdict!r} is below live.tradeable_from {bar!r}"
 
 
 @dataclass

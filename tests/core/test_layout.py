@@ -21,6 +21,7 @@ LAYERS: list[set[str]] = [
     {"walkforward"},
     {"search"},
     {"evaluation"},
+    {"trading"},
     {"definitions", "cli", "bench", "bench_backfill"},
 ]
 LAYER_OF = {unit: i for i, units in enumerate(LAYERS) for unit in units}

@@ -68,7 +68,8 @@ def test_bars_partitions_in_lake(built):
 
 
 def test_every_materialized_table_has_a_row_count_and_a_column_schema(built):
-    for name in set(CATALOG_VIEWS.values()) - {"quarantine"}:   # nothing was quarantined in this run
+    # nothing was quarantined in this run, and the live assets are tested in test_live.py
+    for name in set(CATALOG_VIEWS.values()) - {"quarantine", "live_parameters", "live_performance"}:
         ev = built.instance.get_latest_materialization_event(dg.AssetKey(name))
         assert ev is not None, f"{name} was never materialized"
         md = ev.asset_materialization.metadata
