@@ -28,7 +28,13 @@ from maestro_pipeline.reporting import (
 from maestro_pipeline.schema import bars_hash
 from maestro_pipeline.search import optimize_splits, sampler_label
 from maestro_pipeline.timeframes import timeframe_ms
-from maestro_pipeline.walkforward import next_test_end_ms, plan_research, research_bars, splits_from_table
+from maestro_pipeline.walkforward import (
+    next_test_end_ms,
+    plan_research,
+    research_bars,
+    splits_clamp_note,
+    splits_from_table,
+)
 from resources import LakeResource
 
 from ._common import costs_for, resolve, user_errors
@@ -82,9 +88,12 @@ def build_research_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Defi
             next_ready = (iso(next_test_end_ms(complete, inst.timeframe, wf)) if wf.mode == "calendar"
                           else "every new bar re-cuts the parts (mode: parts)")
             tf = timeframe_ms(inst.timeframe)
+            if len(complete) < wf.n_splits:
+                context.log.warning(splits_clamp_note(inst.key, wf.n_splits, len(complete)))
         return dg.MaterializeResult(
             metadata={
                 "n_splits": len(complete),
+                "n_splits_requested": wf.n_splits,
                 "first_train": iso(complete[0].train_start),
                 "last_test_end": iso(complete[-1].test_end),
                 "last_test_end_ms": complete[-1].test_end,

@@ -75,6 +75,16 @@ def _failure_line(result: Any, label: str) -> str:
     return f"{label} failed (run {result.run_id[:8]}): {detail or 'see the run in the UI'}"
 
 
+def _interrupted(result: Any) -> bool:
+    """Whether a run failed because its process was interrupted (Ctrl-C), not because a step failed."""
+    for e in result.all_events:
+        if e.is_step_failure and e.step_failure_data.error is not None:
+            err = e.step_failure_data.error
+            if "DagsterExecutionInterruptedError" in f"{err.cls_name} {err.message}":
+                return True
+    return False
+
+
 def run_graph(cfg_path: Path, *, now_ms: int | None = None, instance: Any = None,
               log: Callable[[str], None] = print) -> GraphRun:
     """Materialize the whole graph for every configured instrument and strategy, stage by stage."""
@@ -99,6 +109,8 @@ def run_graph(cfg_path: Path, *, now_ms: int | None = None, instance: Any = None
             tags={"maestro/trigger": "demo"},
         )
         if not result.success:
+            if _interrupted(result):
+                raise KeyboardInterrupt   # Ctrl-C: stop here, not at the next stage (Dagster failed the run)
             line = _failure_line(result, label)
             out.failures.append(line)
             log(f"  FAILED {line}")

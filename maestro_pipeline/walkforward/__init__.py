@@ -21,7 +21,7 @@ from .regimes import (
     shift_in,
     split_regimes,
 )
-from .table import DEFAULT_MAX_GAP, gap_flags, make_splits, plan_research, splits_from_table
+from .table import DEFAULT_MAX_GAP, gap_flags, make_splits, plan_research, splits_clamp_note, splits_from_table
 from .triggers import Resplit, months_to_refresh, resplit_decision, splits_due
 
 __all__ = [
@@ -29,5 +29,5 @@ __all__ = [
     "daily_features", "filter_daily", "filtered_regimes", "fit_daily", "fit_regimes", "gap_flags", "live_split",
     "make_splits", "months_to_refresh", "next_test_end_ms", "plan_research", "plan_splits", "regime_shift",
     "regimes_of_splits", "research_bars", "resplit_decision", "shift_in", "split_regime_rows", "split_regimes",
-    "splits_due", "splits_from_table", "squared_log_returns",
+    "splits_clamp_note", "splits_due", "splits_from_table", "squared_log_returns",
 ]
