@@ -18,6 +18,7 @@ from ..evaluation import build_leaderboard, format_leaderboard
 from ..lake import Lake
 from ..walkforward import splits_clamp_note
 from .graph import QUIET_RUN_CONFIG, GraphRun, ensure_dagster_home, run_graph
+from .refresh import add_refresh_command
 from .research import add_research_commands
 from .session import in_session, run_in_own_session
 
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("instance", help="write the Dagster instance's dagster.yaml (concurrency limits) from maestro.yaml"
                    ).set_defaults(fn=_cmd_instance)
     add_research_commands(sub)
+    add_refresh_command(sub)
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
