@@ -18,11 +18,13 @@ from typing import Any
 from ..config import load_config
 from ..durations import month_of, months_between
 
-__all__ = ["GraphRun", "QUIET_RUN_CONFIG", "ensure_dagster_home", "run_graph"]
+__all__ = ["FULL_REFRESH_RUN_CONFIG", "GraphRun", "QUIET_RUN_CONFIG", "ensure_dagster_home", "run_graph", "run_refresh"]
 
 # Dagster logs each failure with a traceback at ERROR; the demo prints its own one-line reason instead,
 # and the full log stays in the instance (open the run in the UI).
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+#: The run config of a full refresh (what the UI's Launchpad takes for the ``refresh_bars`` job).
+FULL_REFRESH_RUN_CONFIG = {"ops": {"raw_candles": {"config": {"full_refresh": True}}}}
 
 
 @dataclass
@@ -146,3 +148,39 @@ def run_graph(cfg_path: Path, *, now_ms: int | None = None, instance: Any = None
     run(["strategy_leaderboard"], None, "leaderboard")
     out.timings["leaderboard"] = time.perf_counter() - t0
     return out
+
+
+def run_refresh(cfg_path: Path, plan: list[tuple[Any, str]], *, now_ms: int | None = None,
+                instance: Any = None, log=print) -> list[str]:
+    """``maestro refresh``: materialize ``raw_candles`` with a full refresh, then ``validated_bars``, for each
+    (instrument, month) pair; returns the failure lines (an interrupted run raises ``KeyboardInterrupt``)."""
+    import dagster as dg  # lazily, as in run_graph
+
+    from assets import build_definitions
+    from assets.partitions import bars_key
+
+    cfg = load_config(cfg_path)
+    defs = build_definitions(cfg, cfg_path.resolve().parent, now_ms=now_ms)
+    instance = instance or dg.DagsterInstance.get()
+    repo = defs.get_repository_def()
+    all_assets = list(repo.assets_defs_by_key.values())
+    by_name = {k.path[-1]: a for k, a in repo.assets_defs_by_key.items()}
+    failures = []
+    for inst, month in plan:
+        result = dg.materialize(
+            all_assets, selection=[by_name["raw_candles"], by_name["validated_bars"]],
+            partition_key=bars_key(month, inst.key), instance=instance,
+            run_config={**QUIET_RUN_CONFIG, **FULL_REFRESH_RUN_CONFIG}, raise_on_error=False,
+            tags={"maestro/trigger": "refresh"},
+        )
+        if result.success:
+            mat = result.asset_materializations_for_node("raw_candles")
+            rows = mat[0].metadata.get("rows").value if mat and mat[0].metadata.get("rows") else 0
+            log(f"  refreshed {inst.key} {month}: {rows} bars fetched anew and validated")
+            continue
+        if _interrupted(result):
+            raise KeyboardInterrupt
+        line = _failure_line(result, f"refresh {inst.key} {month}")
+        failures.append(line)
+        log(f"  FAILED {line}")
+    return failures

@@ -14,20 +14,16 @@ import argparse
 import re
 import sys
 import time
-from pathlib import Path
-from typing import Any
 
 from ..config import MaestroConfig, config_path, load_config
 from ..durations import month_of, months_between
 from ..errors import MaestroError
 from ..instruments import Instrument
-from .graph import QUIET_RUN_CONFIG, _failure_line, _interrupted, ensure_dagster_home
+from .graph import ensure_dagster_home, run_refresh
 from .session import in_session, run_in_own_session
 
-__all__ = ["FULL_REFRESH_RUN_CONFIG", "add_refresh_command", "refresh_plan", "run_refresh"]
+__all__ = ["add_refresh_command", "refresh_plan"]
 
-#: The run config of a full refresh (what the UI's Launchpad takes for the ``refresh_bars`` job).
-FULL_REFRESH_RUN_CONFIG = {"ops": {"raw_candles": {"config": {"full_refresh": True}}}}
 _MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
@@ -62,41 +58,6 @@ def refresh_plan(cfg: MaestroConfig, month_specs: list[str], instruments: list[s
                                f"{span[-1]}); pick months inside it or name other instruments with --instrument")
         plan.extend((inst, m) for m in months)
     return plan
-
-
-def run_refresh(cfg_path: Path, plan: list[tuple[Instrument, str]], *, now_ms: int | None = None,
-                instance: Any = None, log=print) -> list[str]:
-    """Materialize ``raw_candles`` (full refresh) and ``validated_bars`` for each pair; the failure lines."""
-    import dagster as dg  # lazily, as in run_graph
-
-    from assets import build_definitions
-    from assets.partitions import bars_key
-
-    cfg = load_config(cfg_path)
-    defs = build_definitions(cfg, cfg_path.resolve().parent, now_ms=now_ms)
-    instance = instance or dg.DagsterInstance.get()
-    repo = defs.get_repository_def()
-    all_assets = list(repo.assets_defs_by_key.values())
-    by_name = {k.path[-1]: a for k, a in repo.assets_defs_by_key.items()}
-    failures = []
-    for inst, month in plan:
-        result = dg.materialize(
-            all_assets, selection=[by_name["raw_candles"], by_name["validated_bars"]],
-            partition_key=bars_key(month, inst.key), instance=instance,
-            run_config={**QUIET_RUN_CONFIG, **FULL_REFRESH_RUN_CONFIG}, raise_on_error=False,
-            tags={"maestro/trigger": "refresh"},
-        )
-        if result.success:
-            mat = result.asset_materializations_for_node("raw_candles")
-            rows = mat[0].metadata.get("rows").value if mat and mat[0].metadata.get("rows") else 0
-            log(f"  refreshed {inst.key} {month}: {rows} bars fetched anew and validated")
-            continue
-        if _interrupted(result):
-            raise KeyboardInterrupt
-        line = _failure_line(result, f"refresh {inst.key} {month}")
-        failures.append(line)
-        log(f"  FAILED {line}")
-    return failures
 
 
 def _cmd_refresh(args: argparse.Namespace) -> int:

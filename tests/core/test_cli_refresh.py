@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
-from maestro_pipeline.cli.refresh import FULL_REFRESH_RUN_CONFIG, refresh_plan, run_refresh
+from maestro_pipeline.cli.graph import FULL_REFRESH_RUN_CONFIG, run_refresh
+from maestro_pipeline.cli.refresh import refresh_plan
 from maestro_pipeline.config import load_config
 from maestro_pipeline.errors import MaestroError
 from maestro_pipeline.lake import Lake
