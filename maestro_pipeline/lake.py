@@ -8,8 +8,9 @@ written, so a failed run leaves the lake as it was.
 
 A temp file's name carries its writer (``.data.parquet.<host>.<pid>.<random>.tmp``, and so does the catalog's
 ``.catalog.<host>.<pid>.<random>.duckdb``). A writer killed with ``kill -9`` cannot remove its own, so the next
-write into that directory (the next catalog build) removes the temp files of writers on this host that are no
-longer running, and those of other hosts (a shared lake) once they are a day old.
+write into that directory removes the temp files of writers on this host that are no longer running, and those of
+other hosts (a shared lake) once they are a day old; each catalog build (the end of every demo) sweeps the whole
+lake the same way, so litter in a partition nothing rewrites goes too.
 """
 
 from __future__ import annotations
@@ -334,6 +335,8 @@ class Lake:
         """(Re)create the DuckDB catalog with one view per asset that has files, atomically."""
         self.root.mkdir(parents=True, exist_ok=True)
         sweep_litter(self.root, ".catalog.*.duckdb*")
+        for d in {f.parent for f in self.root.rglob(".*.tmp")}:
+            sweep_litter(d, ".*.tmp")
         target = self.catalog_path()
         tmp = self.root / f".catalog.{_owner_tag()}.{uuid.uuid4().hex}.duckdb"
         try:
