@@ -39,7 +39,7 @@ test-real: $(STAMP)
 	$(BIN)/python -m pytest -m real_data $(PYTEST_ARGS)
 
 ## The fault tier: kill -9 of a real `maestro demo` at several moments and a re-run equal to a clean run, Ctrl-C,
-## crafted bad configs (docs/faults.md; about 10 minutes).
+## crafted bad configs (docs/faults.md; 20-30 minutes on a busy 2-core machine: seven demo runs).
 test-faults: $(STAMP)
 	$(BIN)/python -m pytest -m faults tests/faults $(PYTEST_ARGS)
 
