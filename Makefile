@@ -9,7 +9,7 @@ export DAGSTER_HOME    := $(CURDIR)/.dagster_home
 export MPLBACKEND      := Agg
 export PYTHONWARNINGS  := ignore::DeprecationWarning
 
-.PHONY: setup demo test lint test-real test-browser test-all ui bench validate clean-lake clean
+.PHONY: setup demo test lint test-real test-browser test-faults test-all ui bench validate clean-lake clean
 
 setup: $(STAMP)
 
@@ -27,7 +27,7 @@ demo: $(STAMP)
 
 ## Unit, Dagster and end-to-end tests (no network, no external data).
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not real_data and not browser" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not real_data and not browser and not faults" $(PYTEST_ARGS)
 
 ## ruff (rules and line length in pyproject.toml) over the code and the tests.
 lint: $(STAMP)
@@ -37,6 +37,11 @@ lint: $(STAMP)
 test-real: $(STAMP)
 	@test -n "$(MAESTRO_DATASETS)" || { echo "MAESTRO_DATASETS is not set: point it at a folder of real candles, e.g. MAESTRO_DATASETS=../shared/datasets make test-real" >&2; exit 2; }
 	$(BIN)/python -m pytest -m real_data $(PYTEST_ARGS)
+
+## The fault tier: kill -9 of a real `maestro demo` at several moments and a re-run equal to a clean run, Ctrl-C,
+## crafted bad configs (docs/faults.md; 20-30 minutes on a busy 2-core machine: seven demo runs).
+test-faults: $(STAMP)
+	$(BIN)/python -m pytest -m faults tests/faults $(PYTEST_ARGS)
 
 ## The Dagster UI in a real browser (Playwright + the system chromium at /usr/bin/chromium; screenshots in
 ## artifacts/screenshots or MAESTRO_SCREENSHOT_DIR).

@@ -32,6 +32,7 @@ from maestro_pipeline.walkforward import (
     plan_research,
     research_bars,
     research_span,
+    splits_clamp_note,
     splits_from_table,
 )
 from resources import LakeResource
@@ -92,10 +93,13 @@ def build_research_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Defi
             next_ready = (iso(next_test_end_ms(complete, inst.timeframe, wf)) if wf.mode == "calendar"
                           else "every new bar re-cuts the parts (mode: parts)")
             tf = timeframe_ms(inst.timeframe)
+            if len(complete) < wf.n_splits:
+                context.log.warning(splits_clamp_note(inst.key, wf.n_splits, len(complete)))
         return dg.MaterializeResult(
             metadata={
                 "n_splits": len(complete),
                 "research_span": used_span,
+                "n_splits_requested": wf.n_splits,
                 "first_train": iso(complete[0].train_start),
                 "last_test_end": iso(complete[-1].test_end),
                 "last_test_end_ms": complete[-1].test_end,

@@ -2,7 +2,9 @@
 
 Data: one year of 1h bars (8,760) from the embedded market. References (DESIGN §8): a hand-written numba loop
 (EMA cross, next-bar-open fills, all-in long/short, fees + slippage — the same execution model as the engine)
-and, for the walk-forward, Optuna's in-memory TPE driving that loop. Figures are printed, never asserted.
+and, for the walk-forward, Optuna's in-memory TPE driving that loop. A year of 1m bars (525,600) goes through the
+walk_forward_splits step with regimes on, beside the same step with regimes off, each in a fresh subprocess (time
+and peak memory). Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import gc
 import json
 import math
 import os
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -48,7 +52,7 @@ from .quality import evaluate as evaluate_contract
 from .schema import to_pandas_bars
 from .search import optimize_splits
 from .strategies import get_strategy
-from .timeframes import HOUR_MS, bars_per_year
+from .timeframes import DAY_MS, HOUR_MS, bars_per_year
 from .walkforward import make_splits
 
 YEAR_START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -317,6 +321,7 @@ def run(demo: bool = True, trials: int = 100, backfill: bool = True) -> list[Row
                     os.environ["DAGSTER_HOME"] = old_home
         rows.append(Row("make demo graph (default maestro.yaml)", total, None, "s",
                         "stages: " + json.dumps({k: round(v, 1) for k, v in timings.items()})))
+    rows.extend(regime_memory_rows())
     return rows
 
 
@@ -361,6 +366,70 @@ def file_ingest_rows() -> list[Row]:
                             f"(one read for all months), contract {total - t_ingest:.2f} s; {blocked} month(s) "
                             "blocked"))
     return rows
+
+
+# ------------------------------------------------------------------------------- walk_forward_splits on 1m bars
+
+#: Run in a fresh interpreter that imports only what the walk_forward_splits step imports (not this module's
+#: vectorbt/optuna), so its peak RSS is the step's process. argv: lake root, "on"/"off". Prints one JSON line.
+_SPLITS_STEP_SCRIPT = """
+import json, resource, sys, time, tracemalloc
+from datetime import date
+import hmmlearn.hmm  # imported before timing: the step's cost, not an import's
+from maestro_pipeline.config import RegimesConfig, WalkForwardConfig
+from maestro_pipeline.instruments import Instrument
+from maestro_pipeline.lake import Lake
+from maestro_pipeline.walkforward import plan_research, research_bars
+
+inst = Instrument("synthetic", "BTC/USDT", "1m", date(2025, 1, 1))
+wf = WalkForwardConfig(train="120d", test="30d", n_splits=6)
+regimes = RegimesConfig(enabled=sys.argv[2] == "on")
+
+def step():
+    bars = research_bars(Lake(sys.argv[1]), inst, with_derivatives=False)
+    return bars.height, plan_research(bars, "1m", wf, regimes=regimes)
+
+t0 = time.perf_counter()
+n_bars, (splits, table, _) = step()
+seconds = time.perf_counter() - t0
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+tracemalloc.start()  # numpy and pandas report their buffers to tracemalloc; polars' Rust allocator does not
+step()
+traced = tracemalloc.get_traced_memory()[1] / 2**20
+tracemalloc.stop()
+labelled = int(table["train_regime"].is_not_null().sum())
+print(json.dumps({"seconds": seconds, "rss_mb": rss, "traced_mb": traced, "bars": n_bars, "splits": len(splits),
+                  "labelled": labelled}))
+"""
+
+
+def regime_memory_rows(days: int = 365) -> list[Row]:
+    """A year of 1m bars (525,600) through the walk_forward_splits step with regimes on, beside the same step with
+    regimes off as the reference, each in a fresh subprocess (so one's peak memory cannot hide in the other's)."""
+    since = int(YEAR_START.timestamp() * 1000)
+    bars = SyntheticMarket(seed=7, now_ms=since + (days + 2) * DAY_MS).fetch("BTC/USDT", "1m", since,
+                                                                         since + days * DAY_MS)
+    inst = Instrument("synthetic", "BTC/USDT", "1m", YEAR_START.date())
+    with tempfile.TemporaryDirectory() as tmp:
+        lake = Lake(tmp)
+        months = bars["datetime"].dt.strftime("%Y-%m")
+        for month in months.unique().sort().to_list():
+            lake.write_table(bars.filter(months == month), "validated_bars", Lake.month_partition(inst, month))
+        out = {}
+        for on in (True, False):
+            proc = subprocess.run([sys.executable, "-c", _SPLITS_STEP_SCRIPT, tmp, "on" if on else "off"],
+                                  capture_output=True, text=True, check=True,
+                                  env={**os.environ, "PYTHONWARNINGS": "ignore"})
+            out[on] = json.loads(proc.stdout.strip().splitlines()[-1])
+    on, off = out[True], out[False]
+    what = f"walk_forward_splits step, {on['bars']:,} 1m bars ({days} days), {on['splits']} splits, regimes on"
+    return [
+        Row(what + ": time", on["seconds"], off["seconds"], "s",
+            f"reference: the same step with regimes off; {on['labelled']} of {on['splits']} splits got a regime"),
+        Row(what + ": peak traced memory", on["traced_mb"], off["traced_mb"], "MB",
+            f"tracemalloc peak of the step; process peak RSS {on['rss_mb']:,.0f} MB vs {off['rss_mb']:,.0f} MB "
+            "(imports included: hmmlearn and scikit-learn ~90 MB)"),
+    ]
 
 
 def main() -> None:

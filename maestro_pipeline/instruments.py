@@ -3,7 +3,10 @@
 A key such as ``binance.BTC_USDT.1h`` names exchange, symbol and timeframe; it is readable, reversible and
 safe in paths and Dagster partition keys (no ``| [ ] , /``). Symbols map ``/`` to ``_`` and ``:`` (the ccxt
 settle separator of perpetuals, ``BTC/USDT:USDT``) to ``~``; symbols that already hold ``_``, ``~`` or ``.``
-are refused so the mapping stays reversible.
+are refused so the mapping stays reversible. Beyond that a symbol is ASCII letters and digits (and ``-``, as in
+ccxt's option symbols) around its ``/`` and ``:``: a ``=`` would break the lake's hive paths and the DuckDB
+catalog, a space, quote, ``*``, ``\\``, newline or other control character the paths, SQL globs or Dagster's
+partition keys, so such symbols are refused when ``maestro.yaml`` is loaded.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from .timeframes import timeframe_ms
 
 _EXCHANGE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _FORBIDDEN_IN_SYMBOL = set("_~.|,[]")
+_SYMBOL_PART = r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*"
+_SYMBOL_RE = re.compile(rf"{_SYMBOL_PART}/{_SYMBOL_PART}(?::{_SYMBOL_PART})?")
 
 
 def symbol_to_key(symbol: str) -> str:
@@ -27,6 +32,12 @@ def symbol_to_key(symbol: str) -> str:
         )
     if not symbol or symbol != symbol.strip() or "/" not in symbol:
         raise MaestroError(f"symbol {symbol!r} is not a ccxt symbol: write BASE/QUOTE, e.g. BTC/USDT")
+    if not _SYMBOL_RE.fullmatch(symbol):
+        odd = sorted({c for c in symbol if not (c.isascii() and (c.isalnum() or c in "/:-"))})
+        what = f"contains {''.join(odd)!r}" if odd else "has an empty part or a misplaced '/', ':' or '-'"
+        raise MaestroError(f"symbol {symbol!r} {what}: a symbol is ASCII letters and digits as BASE/QUOTE or "
+                           "BASE/QUOTE:SETTLE (e.g. BTC/USDT, BTC/USDT:USDT), which the lake paths, the DuckDB "
+                           "catalog and Dagster's partition keys can all carry")
     return symbol.replace("/", "_").replace(":", "~")
 
 

@@ -5,6 +5,12 @@ directory and is renamed into place (``os.replace`` is atomic on one filesystem)
 or the new one, never half of one, and a re-run replaces rather than duplicates. Writes that belong together
 (a report's tables and its HTML) are staged in a :class:`Transaction` and renamed only after every file was
 written, so a failed run leaves the lake as it was.
+
+A temp file's name carries its writer (``.data.parquet.<host>.<pid>.<random>.tmp``, and so does the catalog's
+``.catalog.<host>.<pid>.<random>.duckdb``). A writer killed with ``kill -9`` cannot remove its own, so the next
+write into that directory removes the temp files of writers on this host that are no longer running, and those of
+other hosts (a shared lake) once they are a day old; each catalog build (the end of every demo) sweeps the whole
+lake the same way, so litter in a partition nothing rewrites goes too.
 """
 
 from __future__ import annotations
@@ -14,7 +20,10 @@ import hashlib
 import io
 import json
 import os
+import re
+import socket
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -55,6 +64,55 @@ CATALOG_VIEWS: dict[str, str] = {
 }
 
 
+#: ``<host>.<pid>.`` in a temp file's name: whose it is (hosts are made dot-free).
+_OWNER_RE = re.compile(r"\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>[0-9]+)\.[^.]+\.(?:tmp|duckdb|duckdb\.wal)$")
+#: Age after which a temp file of another host, or of no known writer, counts as litter.
+FOREIGN_LITTER_AGE_S = 24 * 3600
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+
+
+def _owner_tag() -> str:
+    """``<host>.<pid>``: the writer a temp file belongs to."""
+    return f"{_host()}.{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_litter(path: Path, now: float | None = None) -> bool:
+    """Whether a temp file belongs to a writer that is gone (killed before it could rename or remove it)."""
+    m = _OWNER_RE.search(path.name)
+    try:
+        age = (time.time() if now is None else now) - path.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    if m is None or m["host"] != _host():
+        return age > FOREIGN_LITTER_AGE_S
+    return int(m["pid"]) != os.getpid() and not _pid_alive(int(m["pid"]))
+
+
+def sweep_litter(directory: Path, pattern: str) -> list[Path]:
+    """Remove the temp files matching ``pattern`` in ``directory`` whose writers are gone; the removed paths."""
+    removed = []
+    if directory.is_dir():
+        for f in directory.glob(pattern):
+            if f.is_file() and is_litter(f):
+                with contextlib.suppress(FileNotFoundError):
+                    f.unlink()
+                    removed.append(f)
+    return removed
+
+
 def data_version(table: pa.Table) -> str:
     """Content hash of a table (schema + values, not file bytes), so identical data has one version."""
     sink = io.BytesIO()
@@ -83,7 +141,8 @@ class Transaction:
 
     def stage(self, target: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        sweep_litter(target.parent, ".*.tmp")
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{_owner_tag()}.", suffix=".tmp", dir=target.parent)
         os.close(fd)
         self.staged.append((Path(tmp), target))
         return Path(tmp)
@@ -278,8 +337,11 @@ class Lake:
     def build_catalog(self) -> Path:
         """(Re)create the DuckDB catalog with one view per asset that has files, atomically."""
         self.root.mkdir(parents=True, exist_ok=True)
+        sweep_litter(self.root, ".catalog.*.duckdb*")
+        for d in {f.parent for f in self.root.rglob(".*.tmp")}:
+            sweep_litter(d, ".*.tmp")
         target = self.catalog_path()
-        tmp = self.root / f".catalog.{uuid.uuid4().hex}.duckdb"
+        tmp = self.root / f".catalog.{_owner_tag()}.{uuid.uuid4().hex}.duckdb"
         try:
             with duckdb.connect(str(tmp)) as con:
                 for view, asset in CATALOG_VIEWS.items():

@@ -18,11 +18,13 @@ from typing import Any
 from ..config import load_config
 from ..durations import month_of, months_between
 
-__all__ = ["GraphRun", "QUIET_RUN_CONFIG", "ensure_dagster_home", "run_graph"]
+__all__ = ["FULL_REFRESH_RUN_CONFIG", "GraphRun", "QUIET_RUN_CONFIG", "ensure_dagster_home", "run_graph", "run_refresh"]
 
 # Dagster logs each failure with a traceback at ERROR; the demo prints its own one-line reason instead,
 # and the full log stays in the instance (open the run in the UI).
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+#: The run config of a full refresh (what the UI's Launchpad takes for the ``refresh_bars`` job).
+FULL_REFRESH_RUN_CONFIG = {"ops": {"market_bars": {"config": {"full_refresh": True}}}}
 
 
 @dataclass
@@ -82,6 +84,16 @@ def _failure_line(result: Any, label: str) -> str:
     return f"{label} failed (run {result.run_id[:8]}): {detail or 'see the run in the UI'}"
 
 
+def _interrupted(result: Any) -> bool:
+    """Whether a run failed because its process was interrupted (Ctrl-C), not because a step failed."""
+    for e in result.all_events:
+        if e.is_step_failure and e.step_failure_data.error is not None:
+            err = e.step_failure_data.error
+            if "DagsterExecutionInterruptedError" in f"{err.cls_name} {err.message}":
+                return True
+    return False
+
+
 def run_graph(cfg_path: Path, *, now_ms: int | None = None, instance: Any = None,
               log: Callable[[str], None] = print) -> GraphRun:
     """Materialize the whole graph for every configured instrument and strategy, stage by stage."""
@@ -106,6 +118,8 @@ def run_graph(cfg_path: Path, *, now_ms: int | None = None, instance: Any = None
             tags={"maestro/trigger": "demo", **(tags or {})},
         )
         if not result.success:
+            if _interrupted(result):
+                raise KeyboardInterrupt   # Ctrl-C: stop here, not at the next stage (Dagster failed the run)
             line = _failure_line(result, label)
             out.failures.append(line)
             log(f"  FAILED {line}")
@@ -147,3 +161,39 @@ def run_graph(cfg_path: Path, *, now_ms: int | None = None, instance: Any = None
     run(["strategy_leaderboard"], None, "leaderboard")
     out.timings["leaderboard"] = time.perf_counter() - t0
     return out
+
+
+def run_refresh(cfg_path: Path, plan: list[tuple[Any, str]], *, now_ms: int | None = None,
+                instance: Any = None, log=print) -> list[str]:
+    """``maestro refresh``: materialize ``raw_candles`` with a full refresh, then ``validated_bars``, for each
+    (instrument, month) pair; returns the failure lines (an interrupted run raises ``KeyboardInterrupt``)."""
+    import dagster as dg  # lazily, as in run_graph
+
+    from assets import build_definitions
+    from assets.partitions import bars_key
+
+    cfg = load_config(cfg_path)
+    defs = build_definitions(cfg, cfg_path.resolve().parent, now_ms=now_ms)
+    instance = instance or dg.DagsterInstance.get()
+    repo = defs.get_repository_def()
+    all_assets = list(repo.assets_defs_by_key.values())
+    failures = []
+    for inst, month in plan:
+        result = dg.materialize(
+            all_assets, selection=["raw_candles", "validated_bars", "quarantine"],
+            partition_key=bars_key(month, inst.key), instance=instance,
+            run_config={**QUIET_RUN_CONFIG, **FULL_REFRESH_RUN_CONFIG}, raise_on_error=False,
+            tags={"maestro/trigger": "refresh"},
+        )
+        if result.success:
+            mat = [e.event_specific_data.materialization for e in result.all_events
+                   if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path[-1] == "raw_candles"]
+            rows = mat[0].metadata["rows"].value if mat and "rows" in mat[0].metadata else 0
+            log(f"  refreshed {inst.key} {month}: {rows} bars fetched anew and validated")
+            continue
+        if _interrupted(result):
+            raise KeyboardInterrupt
+        line = _failure_line(result, f"refresh {inst.key} {month}")
+        failures.append(line)
+        log(f"  FAILED {line}")
+    return failures

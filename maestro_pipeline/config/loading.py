@@ -190,13 +190,39 @@ def config_path(path: str | os.PathLike | None = None) -> Path:
     return Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last one silently, so a
+    repeated ``search:`` section would reset the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue   # ``<<: *anchor``: its keys may be overridden here, that is what merging is for
+            key = self.construct_object(key_node, deep=True)
+            try:
+                line = first.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:
+                continue   # an unhashable key: the base loader reports it
+            if line != key_node.start_mark.line + 1:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice (first at line {line}); keep one {key!r} and merge the two",
+                    key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(text: str) -> Any:
+    """Parse YAML text with the safe loader, refusing duplicate keys (``yaml.YAMLError`` on any problem)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_config(path: str | os.PathLike | None = None) -> MaestroConfig:
     """Read and validate ``maestro.yaml`` (or ``$MAESTRO_CONFIG``)."""
     p = config_path(path)
     if not p.exists():
         raise ConfigError(f"{p}: not found; create it (see README) or set {CONFIG_ENV}")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = read_yaml(p.read_text())
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

@@ -12,18 +12,23 @@ from .regimes import (
     RegimeModel,
     RegimeShift,
     daily_features,
+    filter_daily,
     filtered_regimes,
+    fit_daily,
     fit_regimes,
     regime_shift,
+    regimes_of_splits,
+    shift_in,
     split_regimes,
 )
-from .table import DEFAULT_MAX_GAP, gap_flags, make_splits, plan_research, splits_from_table
+from .table import DEFAULT_MAX_GAP, gap_flags, make_splits, plan_research, splits_clamp_note, splits_from_table
 from .triggers import Resplit, months_to_refresh, resplit_decision, splits_due
 
 __all__ = [
     "DEFAULT_MAX_GAP", "LivePlan", "RegimeModel", "RegimeShift", "Resplit", "Split", "adaptive_train_start",
-    "daily_features", "filtered_regimes", "fit_regimes", "gap_flags", "live_split", "make_splits", "months_to_refresh",
-    "next_test_end_ms", "plan_research", "plan_splits", "regime_shift", "research_bars", "research_span",
-    "ResearchSpan", "SPANS", "resplit_decision",
-    "split_regime_rows", "split_regimes", "splits_due", "splits_from_table", "squared_log_returns",
+    "daily_features", "filter_daily", "filtered_regimes", "fit_daily", "fit_regimes", "gap_flags", "live_split",
+    "make_splits", "months_to_refresh", "next_test_end_ms", "plan_research", "plan_splits", "regime_shift",
+    "regimes_of_splits", "research_bars", "research_span", "ResearchSpan", "SPANS", "resplit_decision", "shift_in",
+    "split_regime_rows", "split_regimes", "splits_clamp_note", "splits_due", "splits_from_table",
+    "squared_log_returns",
 ]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import polars as pl
 
 from ..config import RegimesConfig, WalkForwardConfig
@@ -26,7 +27,7 @@ from ..durations import parse_length
 from ..errors import MaestroError
 from ..timeframes import DAY_MS, timeframe_ms
 from .planner import Split, plan_splits
-from .regimes import RegimeModel, fit_regimes, regime_shift, split_regimes
+from .regimes import RegimeModel, daily_features, filter_daily, fit_daily, regimes_of_splits, shift_in
 
 __all__ = ["LivePlan", "live_split", "split_regime_rows"]
 
@@ -38,11 +39,21 @@ class LivePlan:
     regime: dict[str, Any] = field(default_factory=dict)  # the model and shift that decided it
 
 
-def _fit(ts: np.ndarray, close: np.ndarray, fit_end_ms: int, timeframe: str, regimes: RegimesConfig) -> RegimeModel:
-    """The regime model of the days before ``fit_end_ms``, with the configured settings; the realized-volatility
-    feature uses a day's worth of bars (at least 5 for daily or longer bars)."""
-    return fit_regimes(ts, close, fit_end_ms, n_regimes=regimes.n_regimes, seed=regimes.seed,
-                       min_days=regimes.min_fit_days, vol_window=max(5, int(DAY_MS // timeframe_ms(timeframe))))
+def _vol_window(timeframe: str) -> int:
+    """The realized-volatility feature uses a day's worth of bars (at least 5 for daily or longer bars)."""
+    return max(5, int(DAY_MS // timeframe_ms(timeframe)))
+
+
+def _daily(bars: pl.DataFrame, timeframe: str) -> pd.DataFrame:
+    """The bars resampled to the regime model's daily rows, once per call: every fit and filter below reads them
+    (memory linear in days after this one pass over the bars)."""
+    return daily_features(bars["timestamp"].to_numpy(), bars["close"].to_numpy(), _vol_window(timeframe))
+
+
+def _fit(daily: pd.DataFrame, fit_end_ms: int, timeframe: str, regimes: RegimesConfig) -> RegimeModel:
+    """The regime model of the days before ``fit_end_ms``, with the configured settings."""
+    return fit_daily(daily, fit_end_ms, n_regimes=regimes.n_regimes, seed=regimes.seed,
+                     min_days=regimes.min_fit_days, vol_window=_vol_window(timeframe))
 
 
 def _grid_live(bars: pl.DataFrame, splits: list[Split], timeframe: str, wf: WalkForwardConfig) -> Split:
@@ -74,13 +85,12 @@ def live_split(bars: pl.DataFrame, splits: list[Split], timeframe: str, wf: Walk
     if regimes is None or not regimes.enabled:
         return LivePlan(live, "grid")
 
-    ts = bars["timestamp"].to_numpy()
-    close = bars["close"].to_numpy()
-    data_end = int(ts[-1]) + timeframe_ms(timeframe)
+    data_end = int(bars["timestamp"][-1]) + timeframe_ms(timeframe)
     try:
-        model = _fit(ts, close, live.train_end, timeframe, regimes)
+        model = _fit(daily := _daily(bars, timeframe), live.train_end, timeframe, regimes)
         since = max(live.train_start, live.train_end - regimes.reference_days * DAY_MS)
-        shift = regime_shift(model, ts, close, since, min_prob=regimes.min_prob, min_days=regimes.min_days)
+        shift = shift_in(model, filter_daily(model, daily), since, min_prob=regimes.min_prob,
+                         min_days=regimes.min_days)
     except MaestroError as exc:  # too little history for a model, or too few days since the train end
         return LivePlan(live, "grid", {"regime_note": str(exc)})
     info: dict[str, Any] = {"regime_model": model.as_dict(), "regime_shift": shift.describe() if shift else ""}
@@ -100,18 +110,24 @@ def split_regime_rows(bars: pl.DataFrame, splits: list[Split], timeframe: str,
                       regimes: RegimesConfig | None) -> list[dict]:
     """Per split, the dominant regime (and its share) of its train and test windows, each labelled by a model
     fitted only on data before that split's train end; empty values (with a note) where history is too short."""
-    ts = bars["timestamp"].to_numpy()
-    close = bars["close"].to_numpy()
+    daily, why = None, ""
+    if regimes is not None and regimes.enabled:
+        try:
+            daily = _daily(bars, timeframe)
+        except MaestroError as exc:
+            why = str(exc)
     rows = []
     for s in splits:
         row: dict[str, Any] = {"split": s.index, "train_regime": None, "train_regime_share": None,
                                "test_regime": None, "test_regime_share": None, "regime_note": ""}
         if regimes is None or not regimes.enabled:
             row["regime_note"] = "regimes disabled"
+        elif daily is None:
+            row["regime_note"] = why
         else:
             try:
-                model = _fit(ts, close, s.train_end, timeframe, regimes)
-                r = split_regimes(model, ts, close, [s])[0]
+                model = _fit(daily, s.train_end, timeframe, regimes)
+                r = regimes_of_splits(model, filter_daily(model, daily), [s])[0]
                 row.update({k: r[k]
                             for k in ("train_regime", "train_regime_share", "test_regime", "test_regime_share")})
             except MaestroError as exc:

@@ -111,6 +111,10 @@ def daily_features(timestamps_ms, close, vol_window: int = 24) -> pd.DataFrame:
     bar (24 for 1h = that day's intraday returns; e.g. 20 for 1d bars). Its log is used because volatility is
     skewed and a Gaussian emission fits its log far better. A day's features use bars up to that day only. The
     first day (no previous close) and days before the window fills are dropped.
+
+    This is the one pass over the bars: everything after it (fits, filters, shifts, split labels) works on the
+    daily rows. Volatility is computed only at each day's last bar, a chunk of days at a time: memory is a few
+    floats per bar read, never ``bars x vol_window`` (a rolling std at every 1m bar is 1,440 floats per bar).
     """
     if not isinstance(vol_window, (int, np.integer)) or vol_window < 2:
         raise MaestroError(f"regimes: vol_window must be an integer >= 2 bars, got {vol_window!r}")
@@ -119,14 +123,11 @@ def daily_features(timestamps_ms, close, vol_window: int = 24) -> pd.DataFrame:
     if len(ts) <= vol_window:
         return empty
     r = np.diff(np.log(px))  # r[i] is the return of bar i+1
-    vol = np.full(len(px), np.nan)
-    vol[vol_window:] = np.lib.stride_tricks.sliding_window_view(r, vol_window).std(axis=-1, ddof=1)
-    ret = np.concatenate([[np.nan], r])
     day = ts // DAY_MS * DAY_MS
     starts = np.flatnonzero(np.concatenate([[True], day[1:] != day[:-1]]))
     last = np.concatenate([starts[1:], [len(ts)]]) - 1
-    day_ret = np.add.reduceat(np.nan_to_num(ret), starts)
-    day_vol = vol[last]
+    day_ret = np.add.reduceat(np.concatenate([[0.0], r]), starts)
+    day_vol = _window_std_at(r, last, vol_window)
     keep = np.isfinite(day_vol)
     keep[0] = False  # the first day's return misses the move from the previous close
     return pd.DataFrame({
@@ -134,6 +135,23 @@ def daily_features(timestamps_ms, close, vol_window: int = 24) -> pd.DataFrame:
         "log_return": day_ret[keep],
         "log_realized_vol": np.log(np.maximum(day_vol[keep], _VOL_FLOOR)),
     })
+
+
+#: Floats of volatility windows materialized at once (512 KB): 45 days of 1m bars, 2,730 days of 1h bars.
+_STD_CHUNK_FLOATS = 1 << 16
+
+
+def _window_std_at(r: np.ndarray, last: np.ndarray, window: int) -> np.ndarray:
+    """Sample std (ddof 1) of ``r[i - window : i]`` for each bar index ``i`` in ``last`` (NaN where ``i < window``):
+    the volatility of the ``window`` returns ending at bar ``i``, computed only where it is read."""
+    out = np.full(len(last), np.nan)
+    ok = np.flatnonzero(last >= window)
+    view = np.lib.stride_tricks.sliding_window_view(r, window)  # a view: no copy
+    step = max(1, _STD_CHUNK_FLOATS // window)
+    for a in range(0, len(ok), step):
+        rows = ok[a:a + step]
+        out[rows] = view[last[rows] - window].std(axis=-1, ddof=1)
+    return out
 
 
 # --------------------------------------------------------------------------------------------- fitting
@@ -146,6 +164,18 @@ def fit_regimes(timestamps_ms, close, fit_end_ms: int, n_regimes: int = 2, seed:
     future can shape the model. The start distribution is held uniform (not learned): a start probability learned
     from a single sequence is degenerate (all mass on its first day's state), and filtering may begin on any day.
     """
+    ts, px = _as_series(timestamps_ms, close)
+    cut = int(fit_end_ms) // DAY_MS * DAY_MS
+    return fit_daily(daily_features(ts[ts < cut], px[ts < cut], vol_window), fit_end_ms, n_regimes, seed, min_days,
+                     vol_window=vol_window, n_iter=n_iter, tol=tol)
+
+
+def fit_daily(features: pd.DataFrame, fit_end_ms: int, n_regimes: int = 2, seed: int = 0, min_days: int = 60,
+              *, vol_window: int = 24, n_iter: int = 200, tol: float = 1e-4) -> RegimeModel:
+    """``fit_regimes`` on daily rows already computed by ``daily_features`` (with this ``vol_window``): only the
+    days before the day boundary ``floor(fit_end_ms / 1 day)`` are used. A day's row depends on bars up to that
+    day only, so the rows of a longer history are the rows of the truncated one: compute the features once and
+    fit as many models as there are splits."""
     from hmmlearn.hmm import GaussianHMM  # heavy import (sklearn), only when fitting
 
     if not isinstance(n_regimes, (int, np.integer)) or n_regimes < 2:
@@ -153,9 +183,8 @@ def fit_regimes(timestamps_ms, close, fit_end_ms: int, n_regimes: int = 2, seed:
     if min_days < 5 * n_regimes:
         raise MaestroError(
             f"regimes: min_days={min_days} is too few to fit {n_regimes} regimes; use >= {5 * n_regimes}")
-    ts, px = _as_series(timestamps_ms, close)
     cut = int(fit_end_ms) // DAY_MS * DAY_MS
-    feats = daily_features(ts[ts < cut], px[ts < cut], vol_window)
+    feats = features[features["day"].to_numpy() < cut]
     if len(feats) < min_days:
         raise MaestroError(f"regimes: only {len(feats)} usable days before fit_end_ms={fit_end_ms} "
                            f"(need min_days={min_days}); fit later or on a longer history")
@@ -227,10 +256,14 @@ def filtered_regimes(model: RegimeModel, timestamps_ms, close) -> pd.DataFrame:
 
     The filter starts at the first usable day of the bars given; pass the history from the fit start on.
     """
-    feats = daily_features(timestamps_ms, close, model.vol_window)
-    z = (feats[list(_FEATURES)].to_numpy() - model.feature_mean) / model.feature_std
+    return filter_daily(model, daily_features(timestamps_ms, close, model.vol_window))
+
+
+def filter_daily(model: RegimeModel, features: pd.DataFrame) -> pd.DataFrame:
+    """``filtered_regimes`` on daily rows from ``daily_features`` (computed with the model's ``vol_window``)."""
+    z = (features[list(_FEATURES)].to_numpy() - model.feature_mean) / model.feature_std
     probs = forward_filter(model, z) if len(z) else np.empty((0, model.n_regimes))
-    out = pd.DataFrame({"day": feats["day"].to_numpy(), "regime": probs.argmax(axis=1).astype(np.int64)})
+    out = pd.DataFrame({"day": features["day"].to_numpy(), "regime": probs.argmax(axis=1).astype(np.int64)})
     for k in range(model.n_regimes):
         out[f"p_{k}"] = probs[:, k]
     return out
@@ -254,12 +287,18 @@ def regime_shift(model: RegimeModel, timestamps_ms, close, since_ms: int, min_pr
     fitted on a market with a single regime still splits it in two, but into states that flicker day to day
     (self-transition ~0.1-0.8); without this guard a few noisy days would trigger a re-optimization.
     """
+    return shift_in(model, filtered_regimes(model, timestamps_ms, close), since_ms, min_prob, min_days,
+                    min_duration_days=min_duration_days)
+
+
+def shift_in(model: RegimeModel, filtered: pd.DataFrame, since_ms: int, min_prob: float = 0.8, min_days: int = 3,
+             *, min_duration_days: float = 10.0) -> RegimeShift | None:
+    """``regime_shift`` on the filtered days of ``filter_daily`` (the newest row is the newest day)."""
     if not 0.5 <= min_prob < 1:
         raise MaestroError(f"regimes: min_prob must be in [0.5, 1), got {min_prob!r}")
     if not isinstance(min_days, (int, np.integer)) or min_days < 1:
         raise MaestroError(f"regimes: min_days must be an integer >= 1, got {min_days!r}")
-    f = filtered_regimes(model, timestamps_ms, close)
-    f = f[f["day"] >= since_ms].reset_index(drop=True)
+    f = filtered[filtered["day"] >= since_ms].reset_index(drop=True)
     if len(f) <= min_days:
         raise MaestroError(f"regimes: {len(f)} usable days since since_ms={since_ms}; need more than "
                            f"min_days={min_days} (a reference window plus the newest days) - pass an earlier since_ms")
@@ -289,7 +328,12 @@ def split_regimes(model: RegimeModel, timestamps_ms, close, splits: Sequence[Any
     A day counts for a window when it lies wholly inside the half-open ``[start, end)``; a window holding no
     whole day gets regime None. Shares are mean filtered probabilities, so they are causal too.
     """
-    f = filtered_regimes(model, timestamps_ms, close)
+    return regimes_of_splits(model, filtered_regimes(model, timestamps_ms, close), splits)
+
+
+def regimes_of_splits(model: RegimeModel, filtered: pd.DataFrame, splits: Sequence[Any]) -> list[dict[str, Any]]:
+    """``split_regimes`` on the filtered days of ``filter_daily``."""
+    f = filtered
     out = []
     for i, s in enumerate(splits):
         row: dict[str, Any] = {"index": int(s["index"] if isinstance(s, Mapping) and "index" in s

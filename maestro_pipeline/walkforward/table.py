@@ -17,7 +17,7 @@ from ..timeframes import timeframe_ms
 from .live import LivePlan, live_split, split_regime_rows
 from .planner import Split, plan_splits
 
-__all__ = ["DEFAULT_MAX_GAP", "gap_flags", "make_splits", "plan_research", "splits_from_table"]
+__all__ = ["DEFAULT_MAX_GAP", "gap_flags", "make_splits", "plan_research", "splits_clamp_note", "splits_from_table"]
 
 #: Default longest tolerated gap (the data contract's max_gap) when the caller passes none.
 DEFAULT_MAX_GAP = "6h"
@@ -37,6 +37,12 @@ def make_splits(bars: pl.DataFrame, timeframe: str, wf: WalkForwardConfig,
     splits = plan_splits(bars["timestamp"].to_numpy(), close, timeframe, wf)
     table = pl.DataFrame([_split_row(bars, s, timeframe, max_gap, wf.scheme) for s in splits])
     return splits, table
+
+
+def splits_clamp_note(key: str, requested: int, complete: int) -> str:
+    """The stated clamp when the data holds fewer complete splits than ``walk_forward.n_splits`` asks for."""
+    return (f"{key}: walk_forward.n_splits is {requested} but the data holds {complete} complete split(s); "
+            f"researching {complete} (lower n_splits, or shorten train/test, to make this note go away)")
 
 
 def _split_row(bars: pl.DataFrame, s: Split, timeframe: str, max_gap: str | int, scheme: str) -> dict[str, Any]:

@@ -7,20 +7,28 @@ refitted with hmmlearn directly, filtering checked against hmmlearn's forward-ba
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
 from hmmlearn.hmm import GaussianHMM
 
+from maestro_pipeline.config import RegimesConfig
 from maestro_pipeline.errors import MaestroError
-from maestro_pipeline.timeframes import DAY_MS, HOUR_MS
+from maestro_pipeline.timeframes import DAY_MS, HOUR_MS, MINUTE_MS
 from maestro_pipeline.walkforward import (
     Split,
     daily_features,
+    filter_daily,
     filtered_regimes,
+    fit_daily,
     fit_regimes,
     regime_shift,
+    regimes_of_splits,
+    shift_in,
+    split_regime_rows,
     split_regimes,
 )
 
@@ -77,6 +85,77 @@ def test_daily_features_match_pandas(bar_ms, window):
     got = daily_features(ts, close, vol_window=window)
     np.testing.assert_array_equal(got["day"].to_numpy(), days)
     np.testing.assert_allclose(got[["log_return", "log_realized_vol"]].to_numpy(), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_daily_features_of_1m_bars_match_pandas():
+    """1m bars with a day's window (1,440 bars): the case whose rolling std at every bar took 1,440 floats a bar."""
+    ts, close = market(np.r_[np.full(4, CALM), np.full(4, VOLATILE)] / 8, seed=4, bar_ms=MINUTE_MS)
+    keep = np.random.default_rng(1).random(len(ts)) > 0.05
+    ts, close = ts[keep], close[keep]
+    days, expected = pandas_features(ts, close, 1440)
+    got = daily_features(ts, close, vol_window=1440)
+    np.testing.assert_array_equal(got["day"].to_numpy(), days)
+    np.testing.assert_allclose(got[["log_return", "log_realized_vol"]].to_numpy(), expected, rtol=1e-10, atol=1e-12)
+
+
+def _traced_peak(fn) -> int:
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_daily_features_memory_is_a_few_floats_per_bar_not_a_window_per_bar():
+    """Peak allocations of 30 days of 1m bars (43,200 bars, window 1,440): a rolling std at every bar needs
+    1,440 x 8 bytes per bar (~500 MB here); computing it only at each day's last bar stays near the inputs' size
+    and grows linearly with the days."""
+    ts, close = market(np.full(30, CALM / 8), seed=6, bar_ms=MINUTE_MS)
+    small = _traced_peak(lambda: daily_features(ts[: len(ts) // 2], close[: len(ts) // 2], vol_window=1440))
+    full = _traced_peak(lambda: daily_features(ts, close, vol_window=1440))
+    per_bar = full / len(ts)
+    assert per_bar < 100, per_bar  # bytes per bar: a handful of float64 arrays of the bars' length
+    assert 1.5 < full / small < 2.5  # linear in the history, with no term growing with the window
+
+
+def test_fitting_on_daily_rows_equals_fitting_on_bars(two_regimes):
+    """One pass over the bars serves every split: the daily rows of the whole history, cut at a fit end, give the
+    model that ``fit_regimes`` builds from the bars before that end (bit for bit), and the same filter, shift and
+    split labels."""
+    ts, close, model = two_regimes
+    daily = daily_features(ts, close, 24)
+    again = fit_daily(daily, day_ms(FIT_DAYS), n_regimes=2, seed=0)
+    assert again.as_dict() == model.as_dict()
+    np.testing.assert_array_equal(again.transmat, model.transmat)
+    np.testing.assert_array_equal(again.means, model.means)
+    filtered = filter_daily(again, daily)
+    pd.testing.assert_frame_equal(filtered, filtered_regimes(model, ts, close), check_exact=True)
+    part = upto(ts, close, day_ms(SWITCH + 6))
+    since = day_ms(SWITCH - 25)
+    shift = shift_in(again, filter_daily(again, daily_features(*part, 24)), since)
+    assert shift is not None and shift == regime_shift(model, *part, since)
+    splits = [Split(0, day_ms(10), day_ms(100), day_ms(100), day_ms(140))]
+    assert regimes_of_splits(again, filtered, splits) == split_regimes(model, ts, close, splits)
+
+
+def test_split_regime_rows_label_each_split_with_its_own_past_model():
+    """The splits table's regimes (features computed once) equal a model fitted from the bars before each split's
+    train end, the bar-level reference path."""
+    ts, close = market(VOLS, seed=1)
+    bars = pl.DataFrame({"timestamp": ts, "close": close})
+    splits = [Split(0, day_ms(30), day_ms(120), day_ms(120), day_ms(150)),
+              Split(1, day_ms(60), day_ms(150), day_ms(150), day_ms(180)),
+              Split(2, day_ms(5), day_ms(40), day_ms(40), day_ms(60))]  # too little history: a note, no label
+    cfg = RegimesConfig()
+    rows = split_regime_rows(bars, splits, "1h", cfg)
+    for row, s in zip(rows[:2], splits[:2], strict=True):
+        ref = split_regimes(fit_regimes(ts, close, s.train_end, n_regimes=2, seed=0, min_days=60), ts, close, [s])[0]
+        assert row["regime_note"] == ""
+        assert (row["train_regime"], row["test_regime"]) == (ref["train_regime"], ref["test_regime"])
+        assert row["train_regime_share"] == ref["train_regime_share"]
+        assert row["test_regime_share"] == ref["test_regime_share"]
+    assert rows[2]["train_regime"] is None and "usable days" in rows[2]["regime_note"]
 
 
 def test_model_labels_calm_0_and_volatile_1(two_regimes):
