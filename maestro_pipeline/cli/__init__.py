@@ -1,4 +1,5 @@
-"""``maestro``: the command-line shell (config check, demo run, leaderboard, instance, strategy check, backtest).
+"""``maestro``: the command-line shell (config check, demo run, leaderboard, instance, worker, strategy check,
+backtest).
 
 It is the application's edge, not domain core: ``demo`` imports Dagster (lazily) to run the real asset graph in
 process against a persistent instance, so the UI shows the same runs afterwards. User mistakes print one line on
@@ -18,6 +19,7 @@ from ..evaluation import build_leaderboard, format_leaderboard
 from ..lake import Lake
 from .graph import QUIET_RUN_CONFIG, GraphRun, ensure_dagster_home, run_graph
 from .research import add_research_commands
+from .team import add_team_commands
 
 __all__ = ["QUIET_RUN_CONFIG", "GraphRun", "ensure_dagster_home", "main", "run_graph"]
 
@@ -66,14 +68,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_instance(args: argparse.Namespace) -> int:
-    cfg = load_config(config_path(args.config))
-    home = ensure_dagster_home(cfg)
-    print(f"{home / 'dagster.yaml'}: concurrency from maestro.yaml (runs {cfg.concurrency.max_concurrent_runs}, "
-          f"research pool {cfg.concurrency.research_pool})")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="maestro", description="Walk-forward validation of crypto strategies.")
     parser.add_argument("--config", help="path to maestro.yaml (default: $MAESTRO_CONFIG or ./maestro.yaml)")
@@ -81,9 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("check-config", help="validate maestro.yaml").set_defaults(fn=_cmd_check_config)
     sub.add_parser("demo", help="materialize the whole graph and print the leaderboard").set_defaults(fn=_cmd_demo)
     sub.add_parser("leaderboard", help="print the leaderboard from the lake").set_defaults(fn=_cmd_leaderboard)
-    sub.add_parser("instance", help="write the Dagster instance's dagster.yaml (concurrency limits) from maestro.yaml"
-                   ).set_defaults(fn=_cmd_instance)
     add_research_commands(sub)
+    add_team_commands(sub)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

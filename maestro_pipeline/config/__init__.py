@@ -8,6 +8,7 @@ costs, concurrency, schedule; ``contract``: the bar contract); ``loading`` is th
 
 from ._base import BUILTIN_SOURCES, known_exchanges
 from .contract import ContractThresholds, ContractThresholdsOverride, DataContractConfig
+from .instance import InstanceConfig, RunMonitoringConfig
 from .instruments import InstrumentConfig
 from .loading import (
     CONFIG_ENV,
@@ -25,7 +26,7 @@ from .risk import EvaluationConfig, RiskConfig, RiskOverride, RiskSettings, pars
 __all__ = [
     "BUILTIN_SOURCES", "CONFIG_ENV", "DEFAULT_CONFIG_PATH", "ConcurrencyConfig", "ContractThresholds",
     "ContractThresholdsOverride", "CostConfig", "CostsConfig", "DataContractConfig", "EvaluationConfig",
-    "InstrumentConfig", "MaestroConfig", "RegimesConfig", "RiskConfig", "RiskOverride", "RiskSettings",
-    "ScheduleConfig", "SearchConfig", "SyntheticConfig", "WalkForwardConfig", "config_path", "known_exchanges",
-    "load_config", "parse_config", "parse_section", "parse_stop",
+    "InstanceConfig", "InstrumentConfig", "MaestroConfig", "RegimesConfig", "RiskConfig", "RiskOverride",
+    "RiskSettings", "RunMonitoringConfig", "ScheduleConfig", "SearchConfig", "SyntheticConfig", "WalkForwardConfig",
+    "config_path", "known_exchanges", "load_config", "parse_config", "parse_section", "parse_stop",
 ]

@@ -14,6 +14,7 @@ from ..instruments import Instrument
 from ..strategies import available_strategies
 from ._base import Section, closest
 from .contract import DataContractConfig
+from .instance import InstanceConfig
 from .instruments import InstrumentConfig
 from .operations import ConcurrencyConfig, CostConfig, CostsConfig, ScheduleConfig, SyntheticConfig
 from .research import RegimesConfig, SearchConfig, WalkForwardConfig
@@ -38,6 +39,7 @@ class MaestroConfig(Section):
     risk: RiskConfig = RiskConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     data_contract: DataContractConfig = DataContractConfig()
+    instance: InstanceConfig = InstanceConfig()
 
     @field_validator("instruments")
     @classmethod
