@@ -17,11 +17,11 @@ from ..config import config_path, load_config
 from ..errors import MaestroError
 from ..evaluation import build_leaderboard, format_leaderboard
 from ..lake import Lake
-from .graph import QUIET_RUN_CONFIG, GraphRun, ensure_dagster_home, run_graph
+from .graph import QUIET_RUN_CONFIG, GraphRun, ensure_dagster_home, run_graph, tiny_run_seconds
 from .research import add_research_commands
 from .team import add_team_commands
 
-__all__ = ["QUIET_RUN_CONFIG", "GraphRun", "ensure_dagster_home", "main", "run_graph"]
+__all__ = ["QUIET_RUN_CONFIG", "GraphRun", "ensure_dagster_home", "main", "run_graph", "tiny_run_seconds"]
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:

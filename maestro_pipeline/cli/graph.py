@@ -23,7 +23,7 @@ from ..durations import month_of, months_between
 from .team import ensure_dagster_home
 
 __all__ = ["GraphRun", "QUIET_RUN_CONFIG", "RUN_HOST_TAG", "RUN_PID_TAG", "ensure_dagster_home", "recover_dead_runs",
-           "run_graph", "wait_for_pool"]
+           "run_graph", "tiny_run_seconds", "wait_for_pool"]
 
 #: Tags of every in-process run: which process on which host runs it, so the next command can tell a dead one.
 RUN_HOST_TAG, RUN_PID_TAG, RUN_START_TAG = "maestro/host", "maestro/pid", "maestro/process_start"
@@ -116,6 +116,23 @@ def wait_for_pool(instance: Any, pool: str, log: Callable[[str], None] = print, 
             said = True
         time.sleep(poll_seconds)
         recover_dead_runs(instance, log)
+
+
+def tiny_run_seconds(home: str, runs: int = 10) -> float:
+    """Mean wall time of one run of a one-asset job on the Dagster instance in ``home`` (``make bench``: what a run
+    costs on each instance storage, apart from its work)."""
+    import dagster as dg
+
+    @dg.asset
+    def ping() -> int:
+        return 1
+
+    with dg.DagsterInstance.from_config(home) as inst:
+        dg.materialize([ping], instance=inst)  # warm: schema, imports
+        t0 = time.perf_counter()
+        for _ in range(runs):
+            dg.materialize([ping], instance=inst)
+        return (time.perf_counter() - t0) / runs
 
 
 def _interrupted(result: Any) -> bool:

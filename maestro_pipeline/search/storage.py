@@ -5,12 +5,12 @@ A study is written in **one database transaction**: its row, directions, metric 
 trial commit together or not at all, so a crash mid-write leaves no study (not an empty one that later runs
 would skip), and two processes persisting the same study both succeed (the unique study name makes the second
 commit fail; it then finds the first one's complete study). One transaction is also what makes persistence
-cheap: Optuna's ``add_trials`` commits every trial on its own (~30 ms a trial on SQLite here), one commit for
-the whole study costs a fraction of that (``make bench`` measures both).
+cheap (``make bench`` measures it against ``add_trials``).
 
-The transaction reuses Optuna's own ORM models and its trial-preparation routine (the code ``add_trial`` runs
-inside its per-trial transaction), so the rows are exactly the ones Optuna writes; the tests load every study
-back with ``optuna.load_study`` and compare it with the in-memory study.
+The transaction writes Optuna's own ORM models (its tables, value and parameter encodings), in bulk: Optuna's
+``add_trials`` also re-checks every parameter's distribution against the study's earlier trials (a query per
+parameter, growing with the study), which a finished study from one search does not need. The tests load every
+study back with ``optuna.load_study`` and compare it with the same trials written by ``add_trials``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna import distributions
+from optuna.storages._rdb import models  # Optuna's ORM tables (the same rows its RDBStorage writes)
+from optuna.study import StudyDirection
 from sqlalchemy import exc as sqlalchemy_exc
 
 from ..errors import MaestroError
@@ -50,9 +53,6 @@ def persist_study(url: str, name: str, trials: list, objectives: Sequence[str], 
     trials); returns whether it was written. ``attrs`` (seed, sampler settings, versions, window) become the
     study's user attributes and ``objectives`` its metric names, which optuna-dashboard shows.
     """
-    from optuna.storages._rdb import models
-    from optuna.study import StudyDirection
-
     storage = _storage(url)
     if _exists(storage, name):
         return False
@@ -66,8 +66,11 @@ def persist_study(url: str, name: str, trials: list, objectives: Sequence[str], 
                                                      value_json=json.dumps(list(objectives))))
         for k, v in attrs.items():
             session.add(models.StudyUserAttributeModel(study_id=study.study_id, key=k, value_json=json.dumps(v)))
-        for trial in trials:  # Optuna's own routine: numbers, values, params with distributions, attributes, state
-            storage._get_prepared_new_trial(study.study_id, trial, session)
+        rows = [models.TrialModel(study_id=study.study_id, number=n, state=t.state, datetime_start=t.datetime_start,
+                                  datetime_complete=t.datetime_complete) for n, t in enumerate(trials)]
+        session.add_all(rows)
+        session.flush()  # assigns the trial ids
+        session.add_all([r for row, t in zip(rows, trials, strict=True) for r in _trial_rows(row.trial_id, t)])
         session.commit()
     except sqlalchemy_exc.IntegrityError:
         session.rollback()  # another process committed this study first: it holds the same trials
@@ -80,6 +83,28 @@ def persist_study(url: str, name: str, trials: list, objectives: Sequence[str], 
     finally:
         session.close()
     return True
+
+
+def _trial_rows(trial_id: int, t: Any) -> list:
+    """The rows of one finished trial, as Optuna's RDB storage stores them (values with their type for +-inf,
+    parameters in their internal representation with the distribution's JSON, attributes as JSON)."""
+    out: list = []
+    for objective, v in enumerate(t.values or ()):
+        stored, kind = models.TrialValueModel.value_to_stored_repr(v)
+        out.append(models.TrialValueModel(trial_id=trial_id, objective=objective, value=stored, value_type=kind))
+    for name, value in t.params.items():
+        dist = t.distributions[name]
+        out.append(models.TrialParamModel(trial_id=trial_id, param_name=name, param_value=dist.to_internal_repr(value),
+                                          distribution_json=distributions.distribution_to_json(dist)))
+    out += [models.TrialUserAttributeModel(trial_id=trial_id, key=k, value_json=json.dumps(v))
+            for k, v in t.user_attrs.items()]
+    out += [models.TrialSystemAttributeModel(trial_id=trial_id, key=k, value_json=json.dumps(v))
+            for k, v in t.system_attrs.items()]
+    for step, v in t.intermediate_values.items():
+        stored, kind = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(v)
+        out.append(models.TrialIntermediateValueModel(trial_id=trial_id, step=step, intermediate_value=stored,
+                                                      intermediate_value_type=kind))
+    return out
 
 
 def _exists(storage: Any, name: str) -> bool:

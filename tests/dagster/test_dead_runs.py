@@ -45,10 +45,9 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "DAGSTER_HOME": str(home), "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(ROOT)}
 
 
-def _demo(tmp_path: Path, config: Path, **kw) -> subprocess.Popen:
+def _demo(tmp_path: Path, config: Path, stdout=subprocess.PIPE) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "maestro_pipeline.cli", "--config", str(config), "demo"],
-                            cwd=ROOT, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, **kw)
+                            cwd=ROOT, env=_env(tmp_path), stdout=stdout, stderr=subprocess.STDOUT, text=True)
 
 
 def _leaderboard(config: Path) -> list[dict]:
@@ -71,14 +70,17 @@ def test_killed_demo_frees_its_pool_slot_and_the_rerun_matches_a_clean_run(tmp_p
                            cwd=ROOT, env=_env(clean_dir), capture_output=True, text=True, timeout=900)
     assert clean.returncode == 0, clean.stdout[-2000:] + clean.stderr[-2000:]
 
-    proc = _demo(crash_dir, crash_cfg)
+    out_path = crash_dir / "demo.out"
+    with open(out_path, "w") as out:
+        proc = _demo(crash_dir, crash_cfg, stdout=out)
     home = crash_dir / "home"
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and proc.poll() is None:  # kill exactly while research holds the slot
-        if (home / "history").exists() and _held_slots(home):
+        # (the instance is opened only once the demo has created it: "splits:" is printed after two stages)
+        if "  splits:" in out_path.read_text() and _held_slots(home):
             break
-        time.sleep(0.5)
-    assert proc.poll() is None, "the demo ended before research held the pool slot"
+        time.sleep(0.3)
+    assert proc.poll() is None, f"the demo ended before research held the pool slot:\n{out_path.read_text()[-2000:]}"
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     held = _held_slots(home)
