@@ -70,7 +70,7 @@ def render_instance(existing: dict | None, cfg, environ: dict[str, str] | None =
         lines.append("storage: SQLite files in $DAGSTER_HOME (instance.storage: sqlite, the one-machine default)")
 
     if inst.launcher == "celery":
-        out["run_launcher"] = {"module": "dagster_celery.launcher", "class": "CeleryRunLauncher", "config": {
+        out["run_launcher"] = {"module": "resources.celery_launcher", "class": "MaestroCeleryRunLauncher", "config": {
             "broker": _env_or(inst.broker), "backend": _env_or(inst.backend), "default_queue": inst.queue,
             # STARTED must be recorded, or run monitoring takes a running run's PENDING state for a dead worker.
             "config_source": {"task_track_started": True, "broker_connection_retry_on_startup": True}}}
@@ -156,8 +156,11 @@ def worker_command(cfg, home: Path, name: str | None = None) -> list[str]:
     tmp.write_text("# Written by `maestro worker` from maestro.yaml's instance section.\n" + text)
     tmp.replace(worker_yaml)
     exe = shutil.which("dagster-celery", path=str(Path(sys.executable).parent)) or "dagster-celery"
-    return [exe, "worker", "start", "-A", "dagster_celery.app", "-y", str(worker_yaml), "-q", inst.queue,
-            "-n", name or f"maestro-{socket.gethostname()}-{os.getpid()}", "--", "--pool=solo", "--concurrency=1"]
+    node = f"{name or 'maestro'}@{socket.gethostname()}"
+    # under its heartbeat (resources/celery_launcher.py), which tells run monitoring when this worker is gone
+    return [sys.executable, "-m", "resources.celery_launcher", node, inst.backend, "--",
+            exe, "worker", "start", "-A", "dagster_celery.app", "-y", str(worker_yaml), "-q", inst.queue,
+            "-n", node, "--", "--pool=solo", "--concurrency=1"]
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
@@ -180,6 +183,6 @@ def add_team_commands(sub: Any) -> None:
     sub.add_parser("instance", help="write the Dagster instance's dagster.yaml from maestro.yaml (storage, launcher, "
                    "monitoring, concurrency; other settings kept) and say what and why").set_defaults(fn=_cmd_instance)
     w = sub.add_parser("worker", help="run a Celery worker host for instance.launcher: celery (solo pool)")
-    w.add_argument("--name", help="worker name (default maestro-<host>-<pid>)")
+    w.add_argument("--name", help="worker name, unique per host (default maestro; the node is NAME@<host>)")
     w.add_argument("--print-only", action="store_true", help="print the worker command instead of running it")
     w.set_defaults(fn=_cmd_worker)

@@ -9,6 +9,7 @@ Run with ``make test-cluster`` (it installs the ``team`` extra into an overlay v
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -29,7 +30,8 @@ from tests.support.dagster_dev import dagster_dev, tail
 pytestmark = pytest.mark.cluster
 
 ROOT = Path(__file__).resolve().parents[2]
-STRATEGIES = ["ema_cross", "rsi", "bollinger", "macd"]
+STRATEGIES = ["ema_cross", "rsi", "bollinger", "macd"]   # the backfill on two workers
+KILLED = "channel"                                      # the run whose worker is killed -9, then re-run
 INSTRUMENT = "synthetic.BTC_USDT.1h"
 N_TRIALS = 8
 
@@ -53,13 +55,13 @@ def _config(tmp: Path, redis, *, team: bool) -> Path:
     cfg = small_config(str(tmp / "lake"),
                        instruments=[{"exchange": "synthetic", "symbol": "BTC/USDT", "timeframe": "1h",
                                      "start": "2025-01-01", "end": "2025-05-01"}],
-                       strategies=STRATEGIES, walk_forward={"train": "40d", "test": "20d", "n_splits": 2},
+                       strategies=[*STRATEGIES, KILLED], walk_forward={"train": "40d", "test": "20d", "n_splits": 2},
                        search={"n_trials": N_TRIALS, "seed": 9, "workers": 1, "storage": "none"})
     cfg["regimes"] = {"enabled": False}
     if team:
         cfg["search"]["storage"] = "postgresql://postgres@127.0.0.1:${MAESTRO_PG_PORT}/optuna"
         cfg["instance"] = {"storage": "postgres", "launcher": "celery", "broker": redis.url(0),
-                           "backend": redis.url(1), "run_monitoring": {"poll_seconds": 5}}
+                           "backend": redis.url(1), "run_monitoring": {"poll_seconds": 5, "free_slots_after": 0}}
         cfg["concurrency"] = {"max_concurrent_runs": 4, "research_pool": 2}
     p = tmp / "maestro.yaml"
     p.write_text(yaml.safe_dump(cfg))
@@ -78,6 +80,33 @@ def _graphql(base: str, query: str, variables: dict) -> dict:
 BACKFILL = """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
   __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }
   ... on InvalidSubsetError { message } ... on UnauthorizedError { message } } }"""
+
+
+def _backfill(base: str, keys: list[str]) -> str:
+    params = {"partitionNames": keys, "fromFailure": False,
+              "assetSelection": [{"path": ["split_optimal_params"]}, {"path": ["oos_reports"]}]}
+    for _attempt in range(60):  # the code location may still be loading
+        res = _graphql(base, BACKFILL, {"p": params})["launchPartitionBackfill"]
+        if res["__typename"] == "LaunchBackfillSuccess":
+            return res["backfillId"]
+        time.sleep(2)
+    raise AssertionError(res)
+
+
+def _wait_runs(inst, backfill_id: str, n: int, done, timeout: float = 900) -> list:
+    import dagster as dg
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = inst.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+        if len(runs) == n and all(done(r) for r in runs):
+            return runs
+        time.sleep(1)
+    return inst.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+
+
+def _run_pids(inst, run_id: str) -> set[int]:
+    return {int(m) for e in inst.all_logs(run_id) if e.message for m in re.findall(r"pid: (\d+)", e.message)}
 
 
 def _descendants(pid: int) -> set[int]:
@@ -136,41 +165,54 @@ def test_research_backfill_runs_on_two_celery_workers_and_equals_in_process(serv
                                             stderr=subprocess.STDOUT, start_new_session=True))
         with dagster_dev(env, team_dir / "dagster_dev.log") as base:
             keys = [f"{INSTRUMENT}|{s}" for s in STRATEGIES]
-            params = {"partitionNames": keys, "fromFailure": False,
-                      "assetSelection": [{"path": ["split_optimal_params"]}, {"path": ["oos_reports"]}]}
-            for _attempt in range(60):  # the code location may still be loading
-                res = _graphql(base, BACKFILL, {"p": params})["launchPartitionBackfill"]
-                if res["__typename"] == "LaunchBackfillSuccess":
-                    break
-                time.sleep(2)
-            assert res["__typename"] == "LaunchBackfillSuccess", res
+            backfill = _backfill(base, keys)
             with dg.DagsterInstance.from_config(str(home)) as inst:
-                deadline = time.monotonic() + 900
-                while time.monotonic() < deadline:
-                    runs = inst.get_runs(dg.RunsFilter(tags={"dagster/backfill": res["backfillId"]}))
-                    if len(runs) == len(keys) and all(r.is_finished for r in runs):
-                        break
-                    time.sleep(3)
+                runs = _wait_runs(inst, backfill, len(keys), lambda r: r.is_finished)
                 worker_pids = {name: _descendants(w.pid) for name, w in zip(("w1", "w2"), workers, strict=True)}
                 statuses = sorted(r.status.value for r in runs)
                 detail = "\n".join(tail(team_dir / f, 1500) for f in ("w1.log", "w2.log", "dagster_dev.log"))
                 assert statuses == ["SUCCESS"] * len(keys), f"{statuses}\n{detail}"
-                ran_on: dict[str, set[str]] = {}
-                for r in runs:
-                    pids = {int(m) for e in inst.all_logs(r.run_id) if e.message
-                            for m in re.findall(r"pid: (\d+)", e.message)}
-                    ran_on[r.run_id] = {n for n, ps in worker_pids.items() if pids & ps}
+                ran_on = {r.run_id: {n for n, ps in worker_pids.items() if _run_pids(inst, r.run_id) & ps}
+                          for r in runs}
                 assert all(len(v) == 1 for v in ran_on.values()), ran_on
                 assert set().union(*ran_on.values()) == {"w1", "w2"}, f"both workers ran runs: {ran_on}"
                 assert all(r.tags.get("dagster-celery/task_id") for r in runs)  # launched through Celery
+
+                # a worker dies (kill -9 of its whole process group) while it runs a research run
+                killed = _backfill(base, [f"{INSTRUMENT}|{KILLED}"])
+                victim, deadline = None, time.monotonic() + 300
+                while victim is None and time.monotonic() < deadline:
+                    for r in inst.get_runs(dg.RunsFilter(tags={"dagster/backfill": killed})):
+                        pids = _run_pids(inst, r.run_id)
+                        victim = next((i for i, (n, ps) in enumerate(worker_pids.items()) if pids & ps), None)
+                        dead_run = r.run_id
+                    time.sleep(0.3)
+                assert victim is not None, "the run never started on a worker"
+                os.killpg(workers[victim].pid, signal.SIGKILL)
+                workers[victim].wait()
+                (failed,) = _wait_runs(inst, killed, 1, lambda r: r.is_finished, timeout=180)
+                assert failed.run_id == dead_run and failed.status == dg.DagsterRunStatus.FAILURE, failed.status
+                messages = " ".join(e.message or "" for e in inst.all_logs(dead_run))
+                assert "is gone: no heartbeat" in messages
+                deadline = time.monotonic() + 60
+                while inst.event_log_storage.get_concurrency_info("maestro_research").claimed_slots:
+                    assert time.monotonic() < deadline, "the dead run's pool slot was not freed"
+                    time.sleep(1)
+                assert [p for p in (team_dir / "lake").rglob("*") if ".tmp" in p.name] == []  # no partial file
+                # the re-run, on the surviving worker
+                (again,) = _wait_runs(inst, _backfill(base, [f"{INSTRUMENT}|{KILLED}"]), 1,
+                                      lambda r: r.is_finished, timeout=600)
+                assert again.status == dg.DagsterRunStatus.SUCCESS, tail(team_dir / "dagster_dev.log", 3000)
     finally:
-        for w in workers:
-            os.killpg(w.pid, signal.SIGTERM)  # the worker's own group: maestro worker, dagster-celery, celery
+        for w in workers:  # each worker's own group: maestro worker, its heartbeat, dagster-celery, celery
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(w.pid, signal.SIGTERM)
         for w in workers:
             try:
                 w.wait(30)
             except subprocess.TimeoutExpired:
-                os.killpg(w.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(w.pid, signal.SIGKILL)
                 w.wait()
         for log in logs:
             log.close()
@@ -180,7 +222,7 @@ def test_research_backfill_runs_on_two_celery_workers_and_equals_in_process(serv
     with dg.instance_for_test() as instance:
         run_graph(ref_cfg, instance=instance, log=lambda *_: None)
     team_cfg, ref = load_config(cfg_path), load_config(ref_cfg)
-    pairs = [(INSTRUMENT, s) for s in STRATEGIES]
+    pairs = [(INSTRUMENT, s) for s in [*STRATEGIES, KILLED]]
     drop = {"computed_at", "code_version", "rank"}
 
     def rows(cfg):
@@ -193,10 +235,10 @@ def test_research_backfill_runs_on_two_celery_workers_and_equals_in_process(serv
     # every split's study is in PostgreSQL, complete
     url = f"postgresql+psycopg2://{pg.user}@127.0.0.1:{pg.port}/optuna"
     names = optuna.get_all_study_names(url)
-    for s in STRATEGIES:
+    for s in [*STRATEGIES, KILLED]:
         mine = [n for n in names if n.startswith(f"{INSTRUMENT}/{s}/split")]
         assert len(mine) >= 2, names
-        assert all(len(optuna.load_study(study_name=n, storage=url).trials) == N_TRIALS for n in mine)
+        assert all(len(optuna.load_study(study_name=n, storage=url).trials) == N_TRIALS for n in mine)  # complete
 
 
 PREPARE = """

@@ -63,7 +63,7 @@ def test_postgres_and_celery_render_env_references_and_no_password():
                   "db_name": {"env": "MAESTRO_PG_DB"}, "port": {"env": "MAESTRO_PG_PORT"},
                   "password": {"env": "MAESTRO_PG_PASSWORD"}, "scheme": "postgresql+psycopg2"}
     launcher = out["run_launcher"]
-    assert (launcher["module"], launcher["class"]) == ("dagster_celery.launcher", "CeleryRunLauncher")
+    assert (launcher["module"], launcher["class"]) == ("resources.celery_launcher", "MaestroCeleryRunLauncher")
     assert launcher["config"]["broker"] == {"env": "MAESTRO_BROKER_URL"}
     assert launcher["config"]["config_source"]["task_track_started"] is True
     assert "s3cret" not in yaml.safe_dump(out) and "s3cret" not in " ".join(lines)
@@ -113,7 +113,10 @@ def test_worker_needs_celery_and_runs_the_solo_pool(tmp_path, monkeypatch, capsy
     assert "instance.launcher: local runs everything on this host" in capsys.readouterr().err
     cfg = _cfg(storage="postgres", launcher="celery")
     cmd = worker_command(cfg, tmp_path, "w1")
-    assert cmd[1:5] == ["worker", "start", "-A", "dagster_celery.app"]
-    assert cmd[-2:] == ["--pool=solo", "--concurrency=1"] and "w1" in cmd
+    node = cmd[3]
+    assert cmd[1:3] == ["-m", "resources.celery_launcher"] and node.startswith("w1@")  # under its heartbeat
+    worker = cmd[cmd.index("--") + 1:]
+    assert worker[1:5] == ["worker", "start", "-A", "dagster_celery.app"] and worker[worker.index("-n") + 1] == node
+    assert worker[-2:] == ["--pool=solo", "--concurrency=1"]
     worker_yaml = yaml.safe_load((tmp_path / "celery_worker.yaml").read_text())
     assert worker_yaml["execution"]["config"]["broker"] == "redis://127.0.0.1:6379/0"
