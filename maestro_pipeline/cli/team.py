@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -156,11 +157,12 @@ def worker_command(cfg, home: Path, name: str | None = None) -> list[str]:
     tmp.write_text("# Written by `maestro worker` from maestro.yaml's instance section.\n" + text)
     tmp.replace(worker_yaml)
     exe = shutil.which("dagster-celery", path=str(Path(sys.executable).parent)) or "dagster-celery"
-    node = f"{name or 'maestro'}@{socket.gethostname()}"
+    name = name or "maestro"
+    node = f"{name}@{socket.gethostname()}"  # Celery's node name: dagster-celery appends @<host> to -n
     # under its heartbeat (resources/celery_launcher.py), which tells run monitoring when this worker is gone
     return [sys.executable, "-m", "resources.celery_launcher", node, inst.backend, "--",
             exe, "worker", "start", "-A", "dagster_celery.app", "-y", str(worker_yaml), "-q", inst.queue,
-            "-n", node, "--", "--pool=solo", "--concurrency=1"]
+            "-n", name, "--", "--pool=solo", "--concurrency=1"]
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
@@ -168,6 +170,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     if cfg.instance.launcher != "celery":
         raise ConfigError("maestro.yaml: instance.launcher: local runs everything on this host; set it to celery "
                           "(with instance.storage: postgres) to use worker hosts")
+    if args.name and not re.fullmatch(r"[A-Za-z0-9_.-]+", args.name):
+        raise ConfigError(f"--name {args.name!r}: use letters, digits, '.', '_' or '-' (the host is added as @<host>)")
     home = ensure_dagster_home(cfg)
     cmd = worker_command(cfg, home, args.name)
     if args.print_only:
