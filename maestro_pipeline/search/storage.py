@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -141,13 +142,21 @@ def _storage(url: str) -> Any:
         if real.startswith("postgresql+psycopg2") and importlib.util.find_spec("psycopg2") is None:
             raise MaestroError(f"search.storage {_redacted(url)!r} needs the PostgreSQL driver: install the team "
                                "extra (pip install -e '.[team]') or set search.storage to a sqlite:/// URL")
-        try:
-            _STORAGES[key] = optuna.storages.RDBStorage(
-                real, engine_kwargs={"connect_args": {"timeout": 60}} if real.startswith("sqlite") else None)
-        except Exception as exc:  # bad URL, missing driver, unreachable server
-            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise MaestroError(f"cannot open the Optuna storage {_redacted(url)!r}: {detail}; "
-                               "fix search.storage or set it to 'none'") from None
+        for attempt in range(4):
+            try:
+                _STORAGES[key] = optuna.storages.RDBStorage(
+                    real, engine_kwargs={"connect_args": {"timeout": 60}} if real.startswith("sqlite") else None)
+                break
+            except Exception as exc:  # bad URL, missing driver, unreachable server; or a schema race (below)
+                # Two runs on two workers opening a fresh PostgreSQL database both create Optuna's tables; the
+                # loser fails on a duplicate type or table. A moment later the schema is there: open it again.
+                race = "already exists" in str(exc) or "duplicate key" in str(exc)
+                if race and attempt < 3:
+                    time.sleep(0.5 * (attempt + 1))
+                    continue
+                detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise MaestroError(f"cannot open the Optuna storage {_redacted(os.path.expandvars(url))!r}: "
+                                   f"{detail}; fix search.storage or set it to 'none'") from None
     return _STORAGES[key]
 
 
