@@ -9,7 +9,7 @@ export DAGSTER_HOME    := $(CURDIR)/.dagster_home
 export MPLBACKEND      := Agg
 export PYTHONWARNINGS  := ignore::DeprecationWarning
 
-.PHONY: setup demo test lint test-real test-browser test-faults test-all ui bench validate clean-lake clean
+.PHONY: setup demo test lint test-real test-browser test-faults test-cluster test-all ui bench validate clean-lake clean
 
 setup: $(STAMP)
 
@@ -27,7 +27,7 @@ demo: $(STAMP)
 
 ## Unit, Dagster and end-to-end tests (no network, no external data).
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not real_data and not browser and not faults" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not real_data and not browser and not faults and not cluster" $(PYTEST_ARGS)
 
 ## ruff (rules and line length in pyproject.toml) over the code and the tests.
 lint: $(STAMP)
@@ -48,6 +48,17 @@ test-faults: $(STAMP)
 test-browser: $(STAMP)
 	$(BIN)/python -m pytest -m browser -s $(PYTEST_ARGS)
 
+## Team mode on one machine (docs/team.md): a real PostgreSQL and Redis (Debian's postgresql and redis-server),
+## dagster-daemon and two Celery workers. The team extra pins dagster to the release its integrations were
+## built with, so it goes into an overlay venv on top of .venv ($(TEAM_VENV)) instead of changing .venv.
+TEAM_VENV := .venv-team
+test-cluster: $(STAMP)
+	@test -x $(TEAM_VENV)/bin/python || { $(PYTHON) -m venv $(TEAM_VENV) && \
+	  $(BIN)/python -c 'import site; print(site.getsitepackages()[0])' \
+	    > $$($(TEAM_VENV)/bin/python -c 'import site; print(site.getsitepackages()[0])')/zz_base_venv.pth; }
+	$(TEAM_VENV)/bin/pip install --quiet -e '.[team]'
+	PATH=$(CURDIR)/$(TEAM_VENV)/bin:$$PATH $(TEAM_VENV)/bin/python -m pytest -m cluster $(PYTEST_ARGS)
+
 ## Start the Dagster UI on 127.0.0.1:3000 (PORT=… to change) and `maestro serve` (tearsheets, Data Docs) beside it.
 ui: $(STAMP)
 	$(BIN)/maestro instance
@@ -66,4 +77,4 @@ clean-lake:
 	rm -rf data_lake/*/ data_lake/*.duckdb .dagster_home
 
 clean: clean-lake
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(TEAM_VENV)

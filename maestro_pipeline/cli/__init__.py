@@ -1,5 +1,5 @@
-"""``maestro``: the command-line shell (config check, demo run, leaderboard, instance, strategy check, backtest,
-export of the live parameters).
+"""``maestro``: the command-line shell (config check, demo run, leaderboard, instance, worker, strategy check,
+backtest, refresh, export of the live parameters, serve).
 
 It is the application's edge, not domain core: ``demo`` imports Dagster (lazily) to run the real asset graph in
 process against a persistent instance, so the UI shows the same runs afterwards. User mistakes print one line on
@@ -20,13 +20,14 @@ from ..lake import Lake
 from ..walkforward import splits_clamp_note
 from .check import add_check_command
 from .export import add_export_command
-from .graph import QUIET_RUN_CONFIG, GraphRun, ensure_dagster_home, run_graph
+from .graph import QUIET_RUN_CONFIG, GraphRun, ensure_dagster_home, run_graph, tiny_run_seconds
 from .refresh import add_refresh_command
 from .research import add_research_commands
 from .serve import add_serve_command
 from .session import in_session, run_in_own_session
+from .team import add_team_commands
 
-__all__ = ["QUIET_RUN_CONFIG", "GraphRun", "ensure_dagster_home", "main", "run_graph"]
+__all__ = ["QUIET_RUN_CONFIG", "GraphRun", "ensure_dagster_home", "main", "run_graph", "tiny_run_seconds"]
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -81,14 +82,6 @@ def _splits_clamp_notes(lake: Lake, cfg) -> list[str]:
     return notes
 
 
-def _cmd_instance(args: argparse.Namespace) -> int:
-    cfg = load_config(config_path(args.config))
-    home = ensure_dagster_home(cfg)
-    print(f"{home / 'dagster.yaml'}: concurrency from maestro.yaml (runs {cfg.concurrency.max_concurrent_runs}, "
-          f"research pool {cfg.concurrency.research_pool})")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="maestro", description="Walk-forward validation of crypto strategies.")
     parser.add_argument("--config", help="path to maestro.yaml (default: $MAESTRO_CONFIG or ./maestro.yaml)")
@@ -96,12 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     add_check_command(sub)
     sub.add_parser("demo", help="materialize the whole graph and print the leaderboard").set_defaults(fn=_cmd_demo)
     sub.add_parser("leaderboard", help="print the leaderboard from the lake").set_defaults(fn=_cmd_leaderboard)
-    sub.add_parser("instance", help="write the Dagster instance's dagster.yaml (concurrency limits) from maestro.yaml"
-                   ).set_defaults(fn=_cmd_instance)
     add_research_commands(sub)
     add_serve_command(sub)
     add_export_command(sub)
     add_refresh_command(sub)
+    add_team_commands(sub)
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:

@@ -9,6 +9,9 @@ says that something failed.
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,8 +20,15 @@ from typing import Any
 
 from ..config import load_config
 from ..durations import month_of, months_between
+from .team import ensure_dagster_home
 
-__all__ = ["FULL_REFRESH_RUN_CONFIG", "GraphRun", "QUIET_RUN_CONFIG", "ensure_dagster_home", "run_graph", "run_refresh"]
+__all__ = ["FULL_REFRESH_RUN_CONFIG", "GraphRun", "QUIET_RUN_CONFIG", "RUN_HOST_TAG", "RUN_PID_TAG",
+           "ensure_dagster_home", "recover_dead_runs", "run_graph", "run_refresh", "tiny_run_seconds", "wait_for_pool"]
+
+#: Tags of every in-process run: which process on which host runs it, so the next command can tell a dead one.
+RUN_HOST_TAG, RUN_PID_TAG, RUN_START_TAG = "maestro/host", "maestro/pid", "maestro/process_start"
+#: The pool research steps share (assets.research.RESEARCH_POOL; its limit is concurrency.research_pool).
+RESEARCH_POOL = "maestro_research"
 
 # Dagster logs each failure with a traceback at ERROR; the demo prints its own one-line reason instead,
 # and the full log stays in the instance (open the run in the UI).
@@ -37,26 +47,103 @@ class GraphRun:
         return not self.failures
 
 
-def ensure_dagster_home(cfg=None) -> Path:
-    """A persistent Dagster instance for the demo and ``make ui`` (``$DAGSTER_HOME``, default ``.dagster_home``).
+def _process_start(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, from /proc), or None if there is no such process:
+    with the pid it identifies a process even after the pid is reused."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
 
-    With a config, its ``concurrency`` section becomes the instance's run queue and pool limits (the file is
-    Maestro's: rewritten from maestro.yaml each time)."""
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve())))
-    home.mkdir(parents=True, exist_ok=True)
-    path = home / "dagster.yaml"
-    if cfg is None and path.exists():
-        return home
-    text = ("# Maestro's local Dagster instance (SQLite storage in this folder); written from maestro.yaml.\n"
-            "telemetry:\n  enabled: false\n")
-    if cfg is not None:
-        c = cfg.concurrency
-        text += (f"concurrency:\n  runs:\n    max_concurrent_runs: {c.max_concurrent_runs}\n"
-                 f"  pools:\n    default_limit: {c.research_pool}\n")
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return home
+
+def _this_process_tags() -> dict[str, str]:
+    pid = os.getpid()
+    return {RUN_HOST_TAG: socket.gethostname(), RUN_PID_TAG: str(pid), RUN_START_TAG: _process_start(pid) or ""}
+
+
+def recover_dead_runs(instance: Any, log: Callable[[str], None] = print) -> list[str]:
+    """Mark runs whose in-process executor died (this host, process gone) as failed and free their pool slots;
+    free the slots still held by runs that have ended. Returns one line per run it fixed (also logged).
+
+    The daemon's run monitoring does this for launched runs (``instance.run_monitoring``); in-process runs
+    (``maestro demo``) have no daemon watching them, so every ``maestro`` command that runs the graph checks first.
+    """
+    import dagster as dg
+
+    fixed: list[str] = []
+    host = socket.gethostname()
+    alive_states = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING]
+    for rec in instance.get_run_records(dg.RunsFilter(statuses=alive_states, tags={RUN_HOST_TAG: host})):
+        run = rec.dagster_run
+        pid, started = int(run.tags.get(RUN_PID_TAG, "0")), run.tags.get(RUN_START_TAG) or None
+        now = _process_start(pid) if pid else None
+        if now is not None and (started is None or now == started):
+            continue  # its process is still running it
+        line = (f"run {run.run_id[:8]} ({run.tags.get('maestro/label', run.job_name)}) was left "
+                f"{run.status.value} by process {pid}, which is gone: marked failed, its pool slots freed")
+        instance.report_run_failed(run, f"maestro: {line}")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        fixed.append(line)
+        log(f"maestro: {line}")
+    storage = instance.event_log_storage
+    if storage.supports_global_concurrency_limits:
+        for key in storage.get_concurrency_keys():
+            for run_id in {slot.run_id for slot in storage.get_concurrency_info(key).claimed_slots}:
+                holder = instance.get_run_by_id(run_id)
+                if holder is None or holder.is_finished:
+                    storage.free_concurrency_slots_for_run(run_id)
+                    line = f"pool {key}: freed the slot of run {run_id[:8]}, which has ended"
+                    fixed.append(line)
+                    log(f"maestro: {line}")
+    return fixed
+
+
+def wait_for_pool(instance: Any, pool: str, log: Callable[[str], None] = print, poll_seconds: float = 2.0) -> float:
+    """Wait, sleeping, until ``pool`` has a free slot; say once why (which runs hold it). A holder that dies
+    meanwhile is found by :func:`recover_dead_runs` on the next poll. Returns the seconds waited. SIGTERM and
+    SIGINT end the wait at once (KeyboardInterrupt: the command exits 130, nothing half-written)."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return 0.0
+    t0, said = time.monotonic(), False
+    while True:
+        info = storage.get_concurrency_info(pool)
+        limit = info.slot_count if info.slot_count else (info.limit or 0)
+        if not limit or len(info.claimed_slots) < limit:
+            return time.monotonic() - t0
+        if not said:
+            holders = ", ".join(sorted({f"{s.run_id[:8]} ({s.step_key})" for s in info.claimed_slots}))
+            log(f"  waiting for a {pool} pool slot ({len(info.claimed_slots)} of {limit} held by run {holders}); "
+                "checking every few seconds, Ctrl-C to stop")
+            said = True
+        time.sleep(poll_seconds)
+        recover_dead_runs(instance, log)
+
+
+def tiny_run_seconds(home: str, runs: int = 10) -> float:
+    """Mean wall time of one run of a one-asset job on the Dagster instance in ``home`` (``make bench``: what a run
+    costs on each instance storage, apart from its work)."""
+    import dagster as dg
+
+    @dg.asset
+    def ping() -> int:
+        return 1
+
+    with dg.DagsterInstance.from_config(home) as inst:
+        dg.materialize([ping], instance=inst, run_config=QUIET_RUN_CONFIG)  # warm: schema, imports
+        t0 = time.perf_counter()
+        for _ in range(runs):
+            dg.materialize([ping], instance=inst, run_config=QUIET_RUN_CONFIG)
+        return (time.perf_counter() - t0) / runs
+
+
+def _interrupted(result: Any) -> bool:
+    return any(e.is_step_failure and e.step_failure_data.error is not None
+               and e.step_failure_data.error.cls_name == "DagsterExecutionInterruptedError" for e in result.all_events)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 #: The run tags of a partition-range run (what Dagster's single-run backfills and ``--partition-range`` set).
@@ -103,20 +190,28 @@ def run_graph(cfg_path: Path, *, now_ms: int | None = None, instance: Any = None
     from assets.partitions import bars_key, research_key
 
     cfg = load_config(cfg_path)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)  # `timeout`/`kill` end the command like Ctrl-C (exit 130)
     defs = build_definitions(cfg, cfg_path.resolve().parent, now_ms=now_ms)
     instance = instance or dg.DagsterInstance.get()
     repo = defs.get_repository_def()
     all_assets = list(repo.assets_defs_by_key.values())
     now = now_ms if now_ms is not None else int(time.time() * 1000)
     out = GraphRun()
+    recover_dead_runs(instance, log)
+    tags = {"maestro/trigger": "demo", **_this_process_tags()}
 
-    def run(selection: list[str], partition_key: Any, label: str, tags: dict[str, str] | None = None) -> bool:
+    def run(selection: list[str], partition_key: Any, label: str, extra_tags: dict[str, str] | None = None) -> bool:
+        if "split_optimal_params" in selection:
+            wait_for_pool(instance, RESEARCH_POOL, log)
         result = dg.materialize(
             all_assets, selection=dg.AssetSelection.assets(*selection).required_multi_asset_neighbors(),
             partition_key=partition_key,
             instance=instance, run_config=QUIET_RUN_CONFIG, raise_on_error=False,
-            tags={"maestro/trigger": "demo", **(tags or {})},
+            tags={**tags, "maestro/label": label, **(extra_tags or {})},
         )
+        if _interrupted(result):  # SIGTERM/SIGINT inside the run: Dagster failed it; stop here, do not go on
+            raise KeyboardInterrupt
         if not result.success:
             if _interrupted(result):
                 raise KeyboardInterrupt   # Ctrl-C: stop here, not at the next stage (Dagster failed the run)
@@ -132,7 +227,7 @@ def run_graph(cfg_path: Path, *, now_ms: int | None = None, instance: Any = None
         t1 = time.perf_counter()
         # one run for the instrument's whole span, as a UI backfill of the bar assets runs (their BackfillPolicy)
         run(["raw_candles", "validated_bars", "quarantine"], None, f"bars {inst.key} {months[0]}..{months[-1]}",
-            tags={RANGE_START_TAG: str(bars_key(months[0], inst.key)),
+            extra_tags={RANGE_START_TAG: str(bars_key(months[0], inst.key)),
                   RANGE_END_TAG: str(bars_key(months[-1], inst.key))})
         n += len(months)
         log(f"  bars {inst.key}: {len(months)} months fetched and validated in {time.perf_counter() - t1:.1f} s")
@@ -183,7 +278,7 @@ def run_refresh(cfg_path: Path, plan: list[tuple[Any, str]], *, now_ms: int | No
             all_assets, selection=["raw_candles", "validated_bars", "quarantine"],
             partition_key=bars_key(month, inst.key), instance=instance,
             run_config={**QUIET_RUN_CONFIG, **FULL_REFRESH_RUN_CONFIG}, raise_on_error=False,
-            tags={"maestro/trigger": "refresh"},
+            tags={"maestro/trigger": "refresh", **_this_process_tags()},
         )
         if result.success:
             mat = [e.event_specific_data.materialization for e in result.all_events

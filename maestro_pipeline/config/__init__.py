@@ -8,6 +8,7 @@ costs, concurrency, schedule; ``contract``: the bar contract); ``loading`` is th
 
 from ._base import BUILTIN_SOURCES, known_exchanges
 from .contract import ContractThresholds, ContractThresholdsOverride, DataContractConfig
+from .instance import InstanceConfig, RunMonitoringConfig
 from .instruments import InstrumentConfig
 from .live import TRADEABLE_VERDICTS, LiveConfig
 from .loading import (
@@ -26,7 +27,8 @@ from .risk import EvaluationConfig, RiskConfig, RiskOverride, RiskSettings, pars
 __all__ = [
     "BUILTIN_SOURCES", "CONFIG_ENV", "DEFAULT_CONFIG_PATH", "ConcurrencyConfig", "ContractThresholds",
     "ContractThresholdsOverride", "CostConfig", "CostsConfig", "DataContractConfig", "EvaluationConfig",
-    "InstrumentConfig", "LiveConfig", "MaestroConfig", "RegimesConfig", "RiskConfig", "RiskOverride", "RiskSettings",
-    "ScheduleConfig", "SearchConfig", "SyntheticConfig", "TRADEABLE_VERDICTS", "WalkForwardConfig", "config_path",
-    "known_exchanges", "load_config", "parse_config", "parse_section", "parse_stop",
+    "InstanceConfig", "InstrumentConfig", "LiveConfig", "MaestroConfig", "RegimesConfig", "RiskConfig", "RiskOverride",
+    "RiskSettings", "RunMonitoringConfig", "ScheduleConfig", "SearchConfig", "SyntheticConfig", "TRADEABLE_VERDICTS",
+    "WalkForwardConfig", "config_path", "known_exchanges", "load_config", "parse_config", "parse_section",
+    "parse_stop",
 ]

@@ -14,6 +14,7 @@ from ..instruments import Instrument
 from ..strategies import available_strategies
 from ._base import Section, closest
 from .contract import DataContractConfig
+from .instance import InstanceConfig
 from .instruments import InstrumentConfig
 from .live import LiveConfig
 from .operations import ConcurrencyConfig, CostConfig, CostsConfig, ScheduleConfig, SyntheticConfig
@@ -43,6 +44,7 @@ class MaestroConfig(Section):
     evaluation: EvaluationConfig = EvaluationConfig()
     data_contract: DataContractConfig = DataContractConfig()
     live: LiveConfig = LiveConfig()
+    instance: InstanceConfig = InstanceConfig()
 
     @field_validator("files_url")
     @classmethod

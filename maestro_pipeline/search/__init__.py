@@ -28,13 +28,14 @@ from .space import (
     shortest_train_bars,
     window_params_over,
 )
-from .storage import clear_storage_cache, persist_study, prepare_storage
+from .storage import clear_storage_cache, normalize_storage_url, persist_study, prepare_storage
 from .study import LEDGER_COLUMNS, OBJECTIVES, SearchResult, search_split
 
 __all__ = [
     "LEDGER_COLUMNS", "LOOKAHEAD_SAMPLE_BARS", "MAX_GRID_POINTS", "OBJECTIVES", "RISK_PARAM_NAMES", "WINDOW_WORDS",
     "SearchContext", "SearchOutcome", "SearchResult", "SplitTask", "check_window_fits", "clear_storage_cache",
-    "fitted_space", "grid_space", "is_window_param", "max_warmup", "optimize_splits", "persist_study",
+    "fitted_space", "grid_space", "is_window_param", "max_warmup", "normalize_storage_url", "optimize_splits",
+    "persist_study",
     "prepare_storage", "refuse_lookahead", "resolve_workers", "risk_space", "risk_spec", "sampler_label",
     "sampler_settings", "search_fingerprint", "search_split", "select_trial", "shortest_train_bars", "split_params",
     "split_seed", "suggest", "window_params_over",
