@@ -61,7 +61,7 @@ def _config(tmp: Path, redis, *, team: bool) -> Path:
     if team:
         cfg["search"]["storage"] = "postgresql://postgres@127.0.0.1:${MAESTRO_PG_PORT}/optuna"
         cfg["instance"] = {"storage": "postgres", "launcher": "celery", "broker": redis.url(0),
-                           "backend": redis.url(1), "run_monitoring": {"poll_seconds": 5, "free_slots_after": 0}}
+                           "backend": redis.url(1), "run_monitoring": {"poll_seconds": 5, "free_slots_after": 1}}
         cfg["concurrency"] = {"max_concurrent_runs": 4, "research_pool": 2}
     p = tmp / "maestro.yaml"
     p.write_text(yaml.safe_dump(cfg))
