@@ -33,7 +33,7 @@ class RunMonitoringConfig(Section):
     poll_seconds: int = Field(30, ge=5, le=3600)         # how often the daemon checks running runs
     start_timeout: int = Field(300, ge=30, le=86400)     # a launched run that has not started by then fails
     max_resume_attempts: int = Field(0, ge=0, le=10)     # > 0: a run whose worker died resumes elsewhere
-    free_slots_after: int = Field(60, ge=0, le=86400)    # seconds after a run ended before its pool slots are freed
+    free_slots_after: int = Field(60, ge=1, le=86400)    # s after a run ended to free its slots (Dagster: 0 = off)
 
 
 class InstanceConfig(Section):
