@@ -137,11 +137,6 @@ def tiny_run_seconds(home: str, runs: int = 10) -> float:
         return (time.perf_counter() - t0) / runs
 
 
-def _interrupted(result: Any) -> bool:
-    return any(e.is_step_failure and e.step_failure_data.error is not None
-               and e.step_failure_data.error.cls_name == "DagsterExecutionInterruptedError" for e in result.all_events)
-
-
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -171,13 +166,21 @@ def _failure_line(result: Any, label: str) -> str:
     return f"{label} failed (run {result.run_id[:8]}): {detail or 'see the run in the UI'}"
 
 
+#: How Dagster says a run ended because its process was interrupted: inside a step (the step's error), or between
+#: steps (the run failure's own message, with no step failure at all).
+_INTERRUPT_MARKS = ("DagsterExecutionInterruptedError", "KeyboardInterrupt", "Execution was interrupted")
+
+
 def _interrupted(result: Any) -> bool:
-    """Whether a run failed because its process was interrupted (Ctrl-C), not because a step failed."""
+    """Whether a run failed because its process was interrupted (Ctrl-C, SIGTERM), not because a step failed."""
     for e in result.all_events:
-        if e.is_step_failure and e.step_failure_data.error is not None:
-            err = e.step_failure_data.error
-            if "DagsterExecutionInterruptedError" in f"{err.cls_name} {err.message}":
-                return True
+        texts = [e.message or ""] if e.event_type_value in ("RUN_FAILURE", "PIPELINE_FAILURE") else []
+        err = getattr(e.event_specific_data, "error", None) if e.event_specific_data is not None else None
+        while err is not None:
+            texts.append(f"{err.cls_name} {err.message}")
+            err = err.cause
+        if any(mark in t for t in texts for mark in _INTERRUPT_MARKS):
+            return True
     return False
 
 
