@@ -11,10 +11,12 @@ whole session if it has not ended within ``GRACE_S`` seconds (or at a second Ctr
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
 import sys
+import threading
 
 __all__ = ["GRACE_S", "IN_SESSION_ENV", "in_session", "run_in_own_session"]
 
@@ -38,10 +40,27 @@ def _wait(child: subprocess.Popen) -> int:
             continue
 
 
+def _die_with_parent() -> None:
+    """In the child, before it runs: the kernel kills it (SIGKILL) when the command that started it dies, even by
+    ``kill -9``, so the graph never outlives the command (Linux ``prctl(PR_SET_PDEATHSIG)``; elsewhere a no-op)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _sigterm_as_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def run_in_own_session(argv: list[str]) -> int:
-    """Run ``maestro <argv>`` in a child process in its own session; its exit code, or 130 after Ctrl-C."""
+    """Run ``maestro <argv>`` in a child process in its own session; its exit code, or 130 after Ctrl-C or SIGTERM
+    (``timeout``, ``kill``: the child is interrupted the same way)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     child = subprocess.Popen([sys.executable, "-m", "maestro_pipeline.cli", *argv],
-                             env={**os.environ, IN_SESSION_ENV: "1"}, start_new_session=True)
+                             env={**os.environ, IN_SESSION_ENV: "1"}, start_new_session=True,
+                             preexec_fn=_die_with_parent)
     try:
         return _wait(child)
     except KeyboardInterrupt:

@@ -82,9 +82,16 @@ BACKFILL = """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(back
   ... on InvalidSubsetError { message } ... on UnauthorizedError { message } } }"""
 
 
+#: What `maestro demo` materializes per instrument x strategy (the in-process reference): the research steps (whole:
+#: their multi-assets are not subsettable) and the live assets the leaderboard joins.
+RESEARCH_ASSETS = ["split_optimal_params", "trial_ledger", "trial_returns", "oos_reports", "oos_equity",
+                   "oos_split_metrics", "oos_rolling", "param_stability", "oos_trades", "live_parameters",
+                   "live_performance"]
+
+
 def _backfill(base: str, keys: list[str]) -> str:
     params = {"partitionNames": keys, "fromFailure": False,
-              "assetSelection": [{"path": ["split_optimal_params"]}, {"path": ["oos_reports"]}]}
+              "assetSelection": [{"path": [k]} for k in RESEARCH_ASSETS]}
     for _attempt in range(60):  # the code location may still be loading
         res = _graphql(base, BACKFILL, {"p": params})["launchPartitionBackfill"]
         if res["__typename"] == "LaunchBackfillSuccess":
