@@ -122,7 +122,7 @@ def test_pool_wait_says_why_sleeps_and_stops_on_sigterm_then_a_dead_holder_is_fr
     holder = subprocess.Popen(["bash", "-c", f'exec {sys.executable} -c "$0" "$(cut -d" " -f22 /proc/$$/stat)"',
                                _HOLDER], env=env, cwd=ROOT)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not ((home / "history").exists() and _held_slots(home)):
+    while time.monotonic() < deadline and not ((home / "history").exists() and _slots_once_ready(home)):
         time.sleep(0.5)
     assert _held_slots(home)
     config = _config(tmp_path)
@@ -155,6 +155,27 @@ def test_pool_wait_says_why_sleeps_and_stops_on_sigterm_then_a_dead_holder_is_fr
         assert recover_dead_runs(inst, log=lambda _l: None) == []  # nothing left to fix
 
 
+def _slots_once_ready(home: Path) -> list:
+    """The held slots, or none while the holder's process is still creating the instance's SQLite schema (opening
+    it from here at that moment races the holder's CREATE TABLE)."""
+    import sqlalchemy.exc
+
+    try:
+        return _held_slots(home)
+    except sqlalchemy.exc.OperationalError:
+        return []
+
+
 def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds of ``pid`` and every process under it (the demo runs the graph in a child of its own)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
