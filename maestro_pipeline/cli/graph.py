@@ -141,6 +141,20 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+#: The signal a graph command's parent sends with its Ctrl-C (cli/session.py). Dagster captures SIGINT inside a run
+#: and drops one that lands between its steps' interruptible sections, so the stop is also asked for on a signal
+#: Dagster does not touch, and checked before and after every run.
+STOP_SIGNAL = signal.SIGUSR1
+
+
+def _stop_requests() -> threading.Event:
+    """An event set when :data:`STOP_SIGNAL` arrives (handler installed from the main thread only)."""
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(STOP_SIGNAL, lambda signum, frame: stop.set())
+    return stop
+
+
 #: The run tags of a partition-range run (what Dagster's single-run backfills and ``--partition-range`` set).
 RANGE_START_TAG, RANGE_END_TAG = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
@@ -195,6 +209,7 @@ def run_graph(cfg_path: Path, *, now_ms: int | None = None, instance: Any = None
     cfg = load_config(cfg_path)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)  # `timeout`/`kill` end the command like Ctrl-C (exit 130)
+    stop = _stop_requests()
     defs = build_definitions(cfg, cfg_path.resolve().parent, now_ms=now_ms)
     instance = instance or dg.DagsterInstance.get()
     repo = defs.get_repository_def()
@@ -205,6 +220,8 @@ def run_graph(cfg_path: Path, *, now_ms: int | None = None, instance: Any = None
     tags = {"maestro/trigger": "demo", **_this_process_tags()}
 
     def run(selection: list[str], partition_key: Any, label: str, extra_tags: dict[str, str] | None = None) -> bool:
+        if stop.is_set():
+            raise KeyboardInterrupt
         if "split_optimal_params" in selection:
             wait_for_pool(instance, RESEARCH_POOL, log)
         result = dg.materialize(
@@ -213,7 +230,7 @@ def run_graph(cfg_path: Path, *, now_ms: int | None = None, instance: Any = None
             instance=instance, run_config=QUIET_RUN_CONFIG, raise_on_error=False,
             tags={**tags, "maestro/label": label, **(extra_tags or {})},
         )
-        if _interrupted(result):  # SIGTERM/SIGINT inside the run: Dagster failed it; stop here, do not go on
+        if stop.is_set() or _interrupted(result):  # interrupted inside or around the run: stop, do not go on
             raise KeyboardInterrupt
         if not result.success:
             if _interrupted(result):
@@ -276,7 +293,10 @@ def run_refresh(cfg_path: Path, plan: list[tuple[Any, str]], *, now_ms: int | No
     repo = defs.get_repository_def()
     all_assets = list(repo.assets_defs_by_key.values())
     failures = []
+    stop = _stop_requests()
     for inst, month in plan:
+        if stop.is_set():
+            raise KeyboardInterrupt
         result = dg.materialize(
             all_assets, selection=["raw_candles", "validated_bars", "quarantine"],
             partition_key=bars_key(month, inst.key), instance=instance,
@@ -289,7 +309,7 @@ def run_refresh(cfg_path: Path, plan: list[tuple[Any, str]], *, now_ms: int | No
             rows = mat[0].metadata["rows"].value if mat and "rows" in mat[0].metadata else 0
             log(f"  refreshed {inst.key} {month}: {rows} bars fetched anew and validated")
             continue
-        if _interrupted(result):
+        if stop.is_set() or _interrupted(result):
             raise KeyboardInterrupt
         line = _failure_line(result, f"refresh {inst.key} {month}")
         failures.append(line)

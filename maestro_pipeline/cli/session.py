@@ -66,7 +66,8 @@ def run_in_own_session(argv: list[str]) -> int:
     except KeyboardInterrupt:
         pass
     try:
-        child.send_signal(signal.SIGINT)
+        child.send_signal(signal.SIGUSR1)   # graph.STOP_SIGNAL: stop at the next run boundary (Dagster may drop a
+        child.send_signal(signal.SIGINT)    # SIGINT between steps), and interrupt the running step now
         child.wait(timeout=GRACE_S)
     except (KeyboardInterrupt, subprocess.TimeoutExpired):
         try:
