@@ -39,8 +39,7 @@ class MonthIngest:
 
 
 def _data_end(source: MarketSource, inst: Instrument) -> int | None:
-    fn = getattr(source, "data_end_ms", None)
-    return fn(inst.symbol, inst.timeframe) if fn is not None else None
+    return source.data_end_ms(inst.symbol, inst.timeframe)
 
 
 def _window(source: MarketSource, inst: Instrument, month: str, now_ms: int,

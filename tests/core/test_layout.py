@@ -22,11 +22,11 @@ LAYERS: list[set[str]] = [
     {"search"},
     {"evaluation"},
     {"trading"},
-    {"definitions", "cli", "bench", "bench_backfill"},
+    {"definitions", "cli", "bench"},
 ]
 LAYER_OF = {unit: i for i, units in enumerate(LAYERS) for unit in units}
 #: Entry points that may touch Dagster (cli only inside functions, so its other commands stay light).
-DAGSTER_ALLOWED = {"definitions.py", "cli/graph.py", "bench_backfill.py"}
+DAGSTER_ALLOWED = {"definitions.py", "cli/graph.py", "bench/backfill.py"}
 #: Third-party libraries imported inside functions on purpose (their import is slow or needs a display/network);
 #: the reason is next to each import.
 LAZY_OK = {"great_expectations", "quantstats", "matplotlib", "PIL", "ccxt", "dagster", "assets", "hmmlearn"}

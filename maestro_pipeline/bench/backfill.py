@@ -21,10 +21,11 @@ from pathlib import Path
 
 import yaml
 
-from .cli.graph import QUIET_RUN_CONFIG, RANGE_END_TAG, RANGE_START_TAG
-from .config import load_config
+from ..cli.graph import QUIET_RUN_CONFIG, RANGE_END_TAG, RANGE_START_TAG
+from ..config import load_config
+from .common import Row
 
-__all__ = ["backfill_figures"]
+__all__ = ["backfill_figures", "backfill_rows"]
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT")
 START, END = "2025-01-01", "2027-01-01"   # 24 months each
@@ -37,7 +38,7 @@ def _setup(tmp: Path) -> tuple[Path, dict[str, str]]:
     (tmp / "maestro.yaml").write_text(yaml.safe_dump(cfg))
     (tmp / "home").mkdir()
     (tmp / "home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "MAESTRO_CONFIG": str(tmp / "maestro.yaml"), "DAGSTER_HOME": str(tmp / "home"),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
     return tmp / "maestro.yaml", env
@@ -103,3 +104,19 @@ def backfill_figures(per_partition_sample: int = 2) -> dict[str, float]:
         took = [_cli(env, "--partition", f"{insts[0]}|{m}") for m in months[:per_partition_sample]]
         out["per_partition_cli"] = sum(took) / len(took)
     return out
+
+
+def backfill_rows() -> list[Row]:
+    """48 bar partitions through Dagster's own paths against the demo's bar stage (see the module docstring)."""
+    f = backfill_figures()
+    n = int(f["partitions"])
+    return [
+        Row(f"bar backfill, {n} month x instrument partitions: dagster asset materialize --partition-range "
+            "(one run, fresh process)", f["range_cli"], f["demo"], "s",
+            "reference: maestro demo's bar stage on the same partitions, in process (one run per instrument)"),
+        Row(f"bar backfill without a BackfillPolicy: one dagster process per partition (x{n}, from a sample)",
+            f["per_partition_cli"] * n, f["demo"], "s",
+            f"{f['per_partition_cli']:.1f} s per partition; reference as above"),
+    ]
+
+

@@ -1,0 +1,5 @@
+"""``python -m maestro_pipeline.bench``."""
+
+from . import main
+
+main()
