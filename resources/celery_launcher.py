@@ -23,7 +23,6 @@ import sys
 import threading
 
 import redis
-from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 from dagster_celery.launcher import CeleryRunLauncher
 from dagster_celery.tags import DAGSTER_CELERY_TASK_ID_TAG
 
@@ -38,16 +37,19 @@ def heartbeat_key(nodename: str) -> str:
 
 
 class MaestroCeleryRunLauncher(CeleryRunLauncher):
-    def check_run_worker_health(self, run) -> CheckRunHealthResult:
+    def check_run_worker_health(self, run):
+        # Dagster exports no public type for this hook's result: the parent's own result (a named tuple whose status
+        # is Dagster's WorkerStatus enum) is returned, or a copy of it with the status changed to FAILED.
         result = super().check_run_worker_health(run)
-        if result.status != WorkerStatus.RUNNING or not str(self.backend or "").startswith("redis"):
+        if result.status.value != "RUNNING" or not str(self.backend or "").startswith("redis"):
             return result
         task = self.celery.AsyncResult(run.tags[DAGSTER_CELERY_TASK_ID_TAG])
         info = task.info if isinstance(task.info, dict) else {}
         worker = info.get("hostname")
         if worker and not redis.Redis.from_url(self.backend).exists(heartbeat_key(worker)):
-            return CheckRunHealthResult(WorkerStatus.FAILED, f"Celery worker {worker} (pid {info.get('pid')}) that "
-                                        f"ran this run is gone: no heartbeat for {HEARTBEAT_TTL} s")
+            return result._replace(status=type(result.status).FAILED,
+                                   msg=f"Celery worker {worker} (pid {info.get('pid')}) that ran this run is gone: "
+                                   f"no heartbeat for {HEARTBEAT_TTL} s")
         return result
 
 
