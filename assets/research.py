@@ -18,12 +18,7 @@ from maestro_pipeline.errors import MaestroError
 from maestro_pipeline.evaluation import build_report
 from maestro_pipeline.provenance import code_version, library_versions
 from maestro_pipeline.quality import blocked_months
-from maestro_pipeline.reporting import (
-    png_markdown,
-    quantstats_rows,
-    report_markdown,
-    write_tearsheet,
-)
+from maestro_pipeline.reporting import TEARSHEET_FILE, png_markdown, quantstats_rows, report_markdown
 from maestro_pipeline.schema import bars_hash
 from maestro_pipeline.search import optimize_splits, sampler_label
 from maestro_pipeline.timeframes import timeframe_ms
@@ -227,7 +222,7 @@ def build_research_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Defi
                 description="Out-of-sample report: each split's parameters traded on its own test window, stitched "
                 "equity vs buy-and-hold, per-split train vs test metrics, walk-forward efficiency, Deflated Sharpe "
                 "Ratio, PBO (CSCV), bootstrap CIs, parameter stability, quantstats figures (365-day year), charts, "
-                "an HTML tearsheet and a verdict."),
+                "a verdict, and a link to the HTML tearsheet (drawn on first open)."),
             *[research_spec(k, "report", {"vectorbt", "parquet"}, deps=report_deps, skippable=skip, description=d)
               for k, (d, skip) in side_tables.items()],
         ],
@@ -259,8 +254,10 @@ def build_research_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Defi
                 for name, df in tables.items():
                     if df.height or not side_tables[name][1]:
                         written[name] = lk.write_table(df, name, part, lineage=lineage, tx=tx)
-                tmp, html_target = lk.staged_path("oos_reports", part, "tearsheet.html", tx)
-                write_tearsheet(res.returns, res.benchmark, tmp, title=f"{inst.key} · {strategy} · walk-forward OOS")
+                # the tearsheet is drawn from oos_equity when someone opens it (maestro serve); one drawn from
+                # the equity this run replaces goes with it
+                html_target = lk.path("oos_reports", part, TEARSHEET_FILE)
+                tx.discard(html_target)
                 summary["tearsheet"] = str(html_target)
                 report_row = pl.DataFrame([summary], infer_schema_length=None)
                 w = lk.write_table(report_row, "oos_reports", part, lineage=lineage, tx=tx)
@@ -295,8 +292,9 @@ def build_research_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Defi
                 "quantstats": table_meta(quantstats_rows(summary)),
                 "equity_chart": dg.MetadataValue.md(png_markdown(card.charts["equity_chart"],
                                                                  "OOS equity and drawdown vs buy-and-hold")),
-                "tearsheet": dg.MetadataValue.path(summary["tearsheet"]),
                 "tearsheet_url": dg.MetadataValue.url(lake_url(cfg, lk, summary["tearsheet"])),
+                "tearsheet_note": "the quantstats tearsheet, drawn from oos_equity when first opened on maestro serve "
+                                  "(make ui starts it)",
                 "path": dg.MetadataValue.path(str(w.path)),
                 **table_facts(report_row),
             },

@@ -138,6 +138,12 @@ class Transaction:
     """Files staged next to their targets, renamed into place together on commit, removed on failure."""
 
     staged: list[tuple[Path, Path]] = field(default_factory=list)
+    discarded: list[Path] = field(default_factory=list)
+
+    def discard(self, target: Path) -> None:
+        """Remove ``target`` on commit (after the renames): a file derived from what this transaction replaces,
+        e.g. a tearsheet rendered from the old OOS equity. A rollback leaves it."""
+        self.discarded.append(target)
 
     def stage(self, target: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -151,12 +157,17 @@ class Transaction:
         for tmp, target in self.staged:
             os.replace(tmp, target)
         self.staged.clear()
+        for target in self.discarded:
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()
+        self.discarded.clear()
 
     def rollback(self) -> None:
         for tmp, _ in self.staged:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         self.staged.clear()
+        self.discarded.clear()
 
 
 class Lake:

@@ -60,7 +60,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(f"Note: {note}")
     print("Leaderboard (walk-forward, out of sample):")
     print(format_leaderboard(build_leaderboard(lake, keys)))
-    print(f"\nTearsheets: {lake.root}/oos_reports/…/tearsheet.html   DuckDB catalog: {lake.catalog_path()}")
+    print(f"\nTearsheets: `maestro serve`, then {cfg.files_url}/oos_reports/…/tearsheet.html (drawn on first open; "
+          f"the UI links each)   DuckDB catalog: {lake.catalog_path()}")
     print("Open the UI:  make ui   then browse http://127.0.0.1:3000 (runs above are in its history)")
     if not run.ok:
         print(f"maestro: {len(run.failures)} run(s) failed; the others completed:", file=sys.stderr)

@@ -19,11 +19,12 @@ from .quantstats import (
     quantstats_table,
     rolling_metrics,
 )
-from .tearsheet import write_tearsheet
+from .tearsheet import TEARSHEET_FILE, equity_series, render_tearsheet, tearsheet_title, write_tearsheet
 
 __all__ = [
     "BENCHMARK_KEYS", "METRIC_KEYS", "QUANTSTATS_CONVENTIONS", "REPORT_CHARTS", "TABLE_KEYS", "TABLE_SPEC",
-    "candles_with_trades_png", "daily_returns", "equity_drawdown_png", "key_figures", "md_table", "param_heatmap_png",
-    "param_surface_png", "png_bytes", "png_markdown", "quantstats_metrics", "quantstats_rows", "quantstats_table",
-    "report_markdown", "rolling_metrics", "write_tearsheet",
+    "TEARSHEET_FILE", "candles_with_trades_png", "daily_returns", "equity_drawdown_png", "equity_series",
+    "key_figures", "md_table", "param_heatmap_png", "param_surface_png", "png_bytes", "png_markdown",
+    "quantstats_metrics", "quantstats_rows", "quantstats_table", "render_tearsheet", "report_markdown",
+    "rolling_metrics", "tearsheet_title", "write_tearsheet",
 ]

@@ -1,6 +1,9 @@
 """The quantstats HTML tearsheet of the OOS series (daily, 365 periods per year), written atomically.
 
-The tearsheet never touches the network (benchmarks are passed as return series, never as tickers).
+The tearsheet never touches the network (benchmarks are passed as return series, never as tickers). It is a
+view of the lake's ``oos_equity`` table, so it is rendered when someone opens it (``render_tearsheet``, called by
+``maestro serve``), not by every research run: quantstats draws ~15 charts (3-4 s) that most partitions of a
+catalog never show anyone.
 """
 
 from __future__ import annotations
@@ -12,12 +15,17 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+import polars as pl
 
-from ..errors import MaestroError
+from ..errors import DataError, MaestroError
+from ..lake import Lake
 from ..timeframes import YEAR_DAYS
 from .quantstats import daily_pair, quantstats, quantstats_rc, quiet
 
-__all__ = ["write_tearsheet"]
+__all__ = ["TEARSHEET_FILE", "equity_series", "render_tearsheet", "tearsheet_title", "write_tearsheet"]
+
+#: The tearsheet's file name in each ``oos_reports`` partition folder.
+TEARSHEET_FILE = "tearsheet.html"
 
 
 def _quantstats_html(qs, daily: pd.Series, bench: pd.Series | None, out: Path, title: str) -> None:
@@ -104,3 +112,30 @@ def write_tearsheet(
 # --------------------------------------------------------------------------------------------------
 # chart
 # --------------------------------------------------------------------------------------------------
+
+
+def equity_series(equity: pl.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """The stitched OOS bar returns and the buy-and-hold bar returns of an ``oos_equity`` table, on the naive UTC
+    index the OOS run gives them (the tearsheet's input, exactly as the report computed it)."""
+    idx = pd.DatetimeIndex(pd.to_datetime(equity["timestamp"].to_numpy(), unit="ms"), name="datetime")
+    return (pd.Series(equity["return"].to_numpy(), index=idx, name="return"),
+            pd.Series(equity["benchmark_return"].to_numpy(), index=idx, name="benchmark_return"))
+
+
+def tearsheet_title(instrument: str, strategy: str) -> str:
+    return f"{instrument} · {strategy} · walk-forward OOS"
+
+
+def render_tearsheet(lake: Lake, partition: dict[str, str], *, force: bool = False) -> Path:
+    """The tearsheet of one ``oos_reports`` partition, rendered from its ``oos_equity`` table when it is missing or
+    older than that table (a newer research run replaced the equity), else the file already there."""
+    target = lake.path("oos_reports", partition, TEARSHEET_FILE)
+    source = lake.path("oos_equity", partition)
+    if not source.exists():
+        raise DataError(f"no OOS equity for {partition}: materialize oos_reports for this instrument x strategy "
+                        "first (the tearsheet is drawn from its oos_equity table)")
+    if not force and target.exists() and target.stat().st_mtime_ns >= source.stat().st_mtime_ns:
+        return target
+    report = lake.read_file("oos_reports", partition).row(0, named=True)
+    returns, benchmark = equity_series(pl.read_parquet(source))
+    return write_tearsheet(returns, benchmark, target, tearsheet_title(report["instrument"], report["strategy"]))

@@ -10,13 +10,14 @@ dialog renders the inlined PNG. The verdict is checked against the report row in
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import polars as pl
 import pytest
@@ -55,13 +56,21 @@ class Served(NamedTuple):
     lake: Path
     log: Path          # dagster dev's log
     blocked: str       # the bar partition (instrument|month) whose blocking check failed
+    files_port: int    # where `maestro serve` publishes the lake's HTML
 
 
-def _config(tmp: Path) -> Path:
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _config(tmp: Path, files_port: int) -> Path:
     """One 4h instrument whose data ends now (dagster dev uses the wall clock): 2 splits of 30d train + 15d test."""
     start = (datetime.now(UTC) - timedelta(days=70)).date()
     cfg = {
         "lake_root": str(tmp / "lake"),
+        "files_url": f"http://127.0.0.1:{files_port}",
         "instruments": [{**INSTRUMENT, "start": start.isoformat()}],
         "strategies": [STRATEGY],
         "walk_forward": {"scheme": "rolling", "train": "30d", "test": "15d", "n_splits": 2},
@@ -85,7 +94,8 @@ def served(tmp_path_factory):
     from maestro_pipeline.durations import month_of
 
     tmp = tmp_path_factory.mktemp("browser")
-    config = _config(tmp)
+    files_port = _free_port()
+    config = _config(tmp, files_port)
     home = tmp / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
@@ -106,9 +116,18 @@ def served(tmp_path_factory):
 
     key = str(research_key(inst.key, STRATEGY))
     log_path = tmp / "dagster_dev.log"
-    with dagster_dev(env, log_path, start_timeout=120) as base:
-        yield Served(base, key, tmp / "lake", log_path, blocked)
-        t0 = time.perf_counter()
+    # `maestro serve` as `make ui` starts it: the tearsheet and Data Docs links in the UI point at it
+    serve_log = open(tmp / "maestro_serve.log", "w")  # noqa: SIM115  (closed below, after the process)
+    serve = subprocess.Popen([str(BIN / "maestro"), "--config", str(config), "serve"], cwd=ROOT, env=env,
+                             stdout=serve_log, stderr=subprocess.STDOUT)
+    try:
+        with dagster_dev(env, log_path, start_timeout=120) as base:
+            yield Served(base, key, tmp / "lake", log_path, blocked, files_port)
+            t0 = time.perf_counter()
+    finally:
+        serve.terminate()
+        serve.wait(10)
+        serve_log.close()
     print(f"\ndagster dev stopped in {time.perf_counter() - t0:.1f} s")
 
 
@@ -240,3 +259,27 @@ def test_the_leaderboard_is_a_table_readable_without_a_click(page, served, scree
     board = pl.read_parquet(sorted(served.lake.glob("strategy_leaderboard/**/data.parquet"))[0])
     assert board["instrument"][0] in text and board["verdict_reason"][0][:40] in text, \
         f"the leaderboard row is not on the page; screenshot {shot}"
+
+
+def test_the_tearsheet_opens_from_the_ui_in_one_click(page, served, screenshot_dir):
+    shot = screenshot_dir / "tearsheet.png"
+    _visit(page, served, f"/assets/oos_reports?view=partitions&partition={quote(served.key)}",
+           screenshot_dir / "oos_reports_links.png", "tearsheet_url")
+    link = page.locator(f'a[href^="http://127.0.0.1:{served.files_port}/oos_reports/"]').first
+    link.wait_for(state="visible", timeout=30_000)
+    if link.get_attribute("target") == "_blank":                # the UI opens metadata URLs in a new tab
+        with page.context.expect_page(timeout=60_000) as opened:
+            link.click()
+        tab = opened.value
+    else:
+        link.click()
+        tab = page
+    tab.wait_for_load_state("load", timeout=120_000)   # drawn on this first request from oos_equity
+    tab.get_by_text("Strategy (OOS)", exact=False).first.wait_for(timeout=60_000)
+    tab.screenshot(path=str(shot), full_page=False)
+    print(f"\ntearsheet {tab.url}\nscreenshot: {shot}")
+    body = tab.inner_text("body")
+    assert "Cumulative Return" in body and "Sharpe" in body, f"not a quantstats tearsheet; screenshot {shot}"
+    assert (served.lake / unquote(tab.url.split(f"127.0.0.1:{served.files_port}/", 1)[1])).is_file()
+    if tab is not page:
+        tab.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -33,6 +34,23 @@ def test_the_tearsheet_and_data_docs_links_open_on_maestro_serve(tmp_path, insta
             assert url.startswith("http://127.0.0.1:8765/")
             with urllib.request.urlopen(url.replace(":8765", f":{port}"), timeout=10) as r:
                 assert r.status == 200 and marker in r.read().decode()
+        # drawn on the first request from oos_equity, served as it is on the next, drawn anew once a research
+        # run has replaced the equity (the run discards the old page)
+        page = Path(rep["path"].value).parent / "tearsheet.html"
+        first = page.stat().st_mtime_ns
+        with urllib.request.urlopen(rep["tearsheet_url"].value.replace(":8765", f":{port}"), timeout=10) as r:
+            assert r.status == 200
+        assert page.stat().st_mtime_ns == first
+        g.run(["split_optimal_params", "oos_reports"], research_key(INST, "ema_cross"))
+        assert not page.exists()
+        with urllib.request.urlopen(rep["tearsheet_url"].value.replace(":8765", f":{port}"), timeout=10) as r:
+            assert r.status == 200 and "Strategy (OOS)" in r.read().decode()
+        assert page.exists()
+        missing = (rep["tearsheet_url"].value.replace(":8765", f":{port}")
+                   .replace("ema_cross/tearsheet", "rsi/tearsheet"))
+        with pytest.raises(urllib.error.HTTPError) as e:                  # a partition never researched
+            urllib.request.urlopen(missing, timeout=10)
+        assert e.value.code == 404 and "materialize oos_reports" in e.value.read().decode()
         with pytest.raises(urllib.error.HTTPError) as e:                  # nothing outside the lake is served
             urllib.request.urlopen(f"http://127.0.0.1:{port}/../maestro.yaml", timeout=10)
         assert e.value.code == 404
