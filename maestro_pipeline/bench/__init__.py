@@ -8,7 +8,8 @@ and peak memory). Figures are printed, never asserted.
 
 ``engine`` holds the engine and walk-forward rows (and ``run``, the whole table), ``backfill`` the bar backfill
 through Dagster's own paths, ``data`` the file import and the regimes' memory, ``team`` study persistence and the
-PostgreSQL instance; ``common`` the row type and the timing rule.
+PostgreSQL instance, ``catalog`` every strategy x the embedded instruments through the demo graph beside its pure
+search; ``common`` the row type and the timing rule.
 """
 
 from __future__ import annotations
@@ -16,22 +17,26 @@ from __future__ import annotations
 import argparse
 
 from .backfill import backfill_figures, backfill_rows
+from .catalog import catalog_figures, catalog_rows
 from .common import Row, best_of, year_of_bars
 from .data import file_ingest_rows, regime_memory_rows
 from .engine import ema_cross_loop, run
 from .team import team_rows
 
-__all__ = ["Row", "backfill_figures", "backfill_rows", "best_of", "ema_cross_loop", "file_ingest_rows", "main",
-           "regime_memory_rows", "run", "team_rows", "year_of_bars"]
+__all__ = ["Row", "backfill_figures", "backfill_rows", "best_of", "catalog_figures", "catalog_rows", "ema_cross_loop",
+           "file_ingest_rows", "main", "regime_memory_rows", "run", "team_rows", "year_of_bars"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-demo", action="store_true", help="skip timing the whole demo graph (~2-3 min)")
     parser.add_argument("--no-backfill", action="store_true", help="skip the 48-partition bar backfill (~2 min)")
+    parser.add_argument("--no-catalog", action="store_true",
+                        help="skip the whole catalog (every strategy x 2 instruments x 7 splits; ~15 min on 2 cores)")
     parser.add_argument("--trials", type=int, default=100, help="trials per split of the walk-forward (default 100)")
     args = parser.parse_args()
-    rows = run(demo=not args.no_demo, trials=args.trials, backfill=not args.no_backfill)
+    rows = run(demo=not args.no_demo, trials=args.trials, backfill=not args.no_backfill,
+               catalog=not args.no_catalog)
     print("| measurement | Maestro | reference | ratio | note |\n|---|---|---|---|---|")
     for r in rows:
         print(r.line())

@@ -42,6 +42,7 @@ from ..strategies import get_strategy
 from ..timeframes import bars_per_year
 from ..walkforward import make_splits
 from .backfill import backfill_rows
+from .catalog import catalog_rows
 from .common import YEAR_START, Row, best_of, year_of_bars
 from .data import file_ingest_rows, regime_memory_rows
 from .team import team_rows
@@ -125,7 +126,7 @@ def _reference_walk_forward(open_, close, splits, ts, costs, periods_per_year, n
 
 
 
-def run(demo: bool = True, trials: int = 100, backfill: bool = True) -> list[Row]:
+def run(demo: bool = True, trials: int = 100, backfill: bool = True, catalog: bool = True) -> list[Row]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
     bars = year_of_bars()
@@ -262,5 +263,7 @@ def run(demo: bool = True, trials: int = 100, backfill: bool = True) -> list[Row
         rows.append(Row("make demo graph (default maestro.yaml)", total, None, "s",
                         "stages: " + json.dumps({k: round(v, 1) for k, v in timings.items()})))
     rows.extend(regime_memory_rows())
+    if catalog:
+        rows.extend(catalog_rows(trials))
     return rows
 
