@@ -49,8 +49,9 @@ test-browser: $(STAMP)
 	$(BIN)/python -m pytest -m browser -s $(PYTEST_ARGS)
 
 ## Team mode on one machine (docs/team.md): a real PostgreSQL and Redis (Debian's postgresql and redis-server),
-## dagster-daemon and two Celery workers. The team extra pins dagster to the release its integrations were
-## built with, so it goes into an overlay venv on top of .venv ($(TEAM_VENV)) instead of changing .venv.
+## dagster-daemon and two Celery workers. The team extra (the same dagster pin as .venv, plus dagster-postgres,
+## dagster-celery, celery, redis) goes into an overlay venv on top of .venv ($(TEAM_VENV)), so .venv stays the
+## one-machine install the other tiers test.
 TEAM_VENV := .venv-team
 test-cluster: $(STAMP)
 	@test -x $(TEAM_VENV)/bin/python || { $(PYTHON) -m venv $(TEAM_VENV) && \
@@ -60,15 +61,17 @@ test-cluster: $(STAMP)
 	PATH=$(CURDIR)/$(TEAM_VENV)/bin:$$PATH $(TEAM_VENV)/bin/python -m pytest -m cluster $(PYTEST_ARGS)
 
 ## Start the Dagster UI on 127.0.0.1:3000 (PORT=… to change) and `maestro serve` (tearsheets, Data Docs) beside it.
+## `dg` (Dagster's CLI) reads the project from [tool.dg] in pyproject.toml; VIRTUAL_ENV tells it .venv is active.
 ui: $(STAMP)
 	$(BIN)/maestro instance
 	@mkdir -p data_lake
 	$(BIN)/maestro serve & SERVE=$$!; trap "kill $$SERVE" EXIT INT TERM; \
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${PORT:-3000}
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg dev -h 127.0.0.1 -p $${PORT:-3000}
 
+## The configuration (maestro check-config) and the Dagster definitions it builds (dg check defs).
 validate: $(STAMP)
 	$(BIN)/maestro check-config
-	$(BIN)/dagster definitions validate -w workspace.yaml
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs
 
 bench: $(STAMP)
 	$(BIN)/python -m maestro_pipeline.bench $(BENCH_ARGS)

@@ -1,4 +1,5 @@
-"""The one Dagster ``Definitions`` (composition root), loaded by ``dagster dev -w workspace.yaml``.
+"""The one Dagster ``Definitions`` (composition root), loaded by ``dg dev`` / ``dg check defs``
+(``[tool.dg]`` in pyproject.toml) and by ``dagster`` commands with ``-w workspace.yaml`` or ``-m``.
 
 It reads ``maestro.yaml`` (or ``$MAESTRO_CONFIG``); relative paths in it (the lake root) are resolved against
 the config file's folder, so the UI, the CLI and the tests agree on where the lake is.

@@ -52,12 +52,20 @@ def _months(config: Path) -> list[str]:
     return out
 
 
-def test_definitions_validate_cli():
-    env = {**os.environ, "MAESTRO_CONFIG": str(ROOT / "maestro.yaml"), "PYTHONWARNINGS": "ignore"}
-    out = subprocess.run([str(BIN / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+def test_dg_check_defs_loads_the_project_without_a_supersession_warning(tmp_path):
+    """What ``make validate`` runs: ``dg check defs`` finds the project in pyproject.toml's [tool.dg]."""
+    env = {**os.environ, "MAESTRO_CONFIG": str(ROOT / "maestro.yaml"), "VIRTUAL_ENV": str(BIN.parent)}
+    env.pop("PYTHONWARNINGS", None)             # a supersession warning must not be hidden by a filter
+    out = subprocess.run([str(BIN / "dg"), "check", "defs"], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "Validation successful" in out.stdout + out.stderr
+    assert "All definitions loaded successfully." in out.stdout + out.stderr
+    assert "Supersession" not in out.stdout + out.stderr
+    bad = tmp_path / "maestro.yaml"                     # definitions that cannot load fail the check
+    bad.write_text("lake_root: x\ninstruments: []\nstrategies: [ema_cross]\n")
+    out = subprocess.run([str(BIN / "dg"), "check", "defs"], cwd=ROOT, env={**env, "MAESTRO_CONFIG": str(bad)},
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0 and "instruments" in out.stdout + out.stderr
 
 
 def test_dagster_asset_materialize_cli(tmp_path):

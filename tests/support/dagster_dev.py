@@ -1,4 +1,5 @@
-"""Start the real ``dagster dev`` on a free loopback port for a test, and always stop its whole process group."""
+"""Start the real ``dg dev`` (what ``make ui`` runs: Dagster's CLI, reading [tool.dg] in pyproject.toml) on a free
+loopback port for a test, and always stop its whole process group."""
 
 from __future__ import annotations
 
@@ -29,12 +30,15 @@ def tail(path: Path, n: int = 3000) -> str:
 
 @contextlib.contextmanager
 def dagster_dev(env: dict[str, str], log_path: Path, start_timeout: float = 240) -> Iterator[str]:
-    """Yield the base URL once ``/server_info`` answers; on exit SIGINT the group, then SIGKILL what is left."""
+    """Yield the base URL once ``/server_info`` answers; on exit SIGINT the group, then SIGKILL what is left.
+
+    ``dg`` runs as a module of this interpreter (``--use-active-venv``: its code server, webserver and daemon too),
+    so a test under the team overlay venv serves with that venv's packages."""
     port = free_port()
     log = open(log_path, "w")
     proc = subprocess.Popen(
-        [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [sys.executable, "-m", "dagster_dg_cli.cli", "dev", "--use-active-venv", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT, env={**env, "VIRTUAL_ENV": sys.prefix}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         # A shell's background job inherits SIGINT ignored, and dagster dev maps SIGTERM to SIGINT's handler:
         # restore the default so the teardown's SIGINT stops it.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
