@@ -23,7 +23,7 @@ import yaml
 
 from ..cli.graph import QUIET_RUN_CONFIG, RANGE_END_TAG, RANGE_START_TAG
 from ..config import load_config
-from .common import Row
+from .common import Row, dagster_home
 
 __all__ = ["backfill_figures", "backfill_rows"]
 
@@ -71,9 +71,7 @@ def _demo_stage(cfg_path: Path, env: dict[str, str]) -> float:
     defs = build_definitions(cfg, cfg_path.parent)
     assets = list(defs.get_repository_def().assets_defs_by_key.values())
     insts, months = _keys()
-    old = os.environ.get("DAGSTER_HOME")
-    os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
-    try:
+    with dagster_home(env["DAGSTER_HOME"]):
         instance = dg.DagsterInstance.get()
         t = time.perf_counter()
         for inst in insts:
@@ -82,11 +80,6 @@ def _demo_stage(cfg_path: Path, env: dict[str, str]) -> float:
                                tags={RANGE_START_TAG: f"{inst}|{months[0]}", RANGE_END_TAG: f"{inst}|{months[-1]}"})
             assert r.success
         return time.perf_counter() - t
-    finally:
-        if old is None:
-            os.environ.pop("DAGSTER_HOME", None)
-        else:
-            os.environ["DAGSTER_HOME"] = old
 
 
 def backfill_figures(per_partition_sample: int = 2) -> dict[str, float]:

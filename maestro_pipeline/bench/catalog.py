@@ -10,20 +10,18 @@ runs, the report card and the lake writes.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
-from ..cli import ensure_dagster_home, run_graph
 from ..config import load_config
 from ..engine import Costs
 from ..lake import Lake
 from ..search import optimize_splits
 from ..walkforward import research_bars, splits_from_table
-from .common import Row
+from .common import Row, timed_graph
 
 __all__ = ["catalog_figures", "catalog_rows"]
 
@@ -64,19 +62,8 @@ def catalog_figures(strategies: list[str] | None = None, n_splits: int = 7, tria
     """Seconds: ``graph`` (end to end), ``stage_*`` (its stages), ``search`` (the pure search); and the counts."""
     with tempfile.TemporaryDirectory() as tmp:
         cfg_path = _config(Path(tmp), strategies, n_splits, trials)
-        old_home = os.environ.get("DAGSTER_HOME")
-        os.environ["DAGSTER_HOME"] = str(Path(tmp) / "home")
-        try:
-            cfg = load_config(cfg_path)
-            ensure_dagster_home(cfg)
-            t0 = time.perf_counter()
-            result = run_graph(cfg_path, log=lambda *_: None)
-            graph = time.perf_counter() - t0
-        finally:
-            if old_home is None:
-                os.environ.pop("DAGSTER_HOME", None)
-            else:
-                os.environ["DAGSTER_HOME"] = old_home
+        cfg = load_config(cfg_path)
+        graph, result = timed_graph(cfg_path, Path(tmp) / "home")
         if result.failures:
             raise RuntimeError("the catalog graph failed: " + "; ".join(result.failures))
         search, n_trials = _pure_search(cfg_path)
@@ -88,8 +75,8 @@ def catalog_figures(strategies: list[str] | None = None, n_splits: int = 7, tria
 
 def catalog_rows(trials: int = 100) -> list[Row]:
     f = catalog_figures(trials=trials)
-    what = (f"whole catalog: {int(f['strategies'])} strategies x {int(f['instruments'])} instruments x 7 splits x "
-            f"{trials} trials ({int(f['trials']):,} trials)")
+    what = (f"whole catalog: {int(f['strategies'])} strategies x {int(f['instruments'])} instruments x 7 splits "
+            f"(+ the live split) x {trials} trials ({int(f['trials']):,} trials)")
     stages = ", ".join(f"{k[6:]} {v:.0f} s" for k, v in f.items() if k.startswith("stage_"))
     per = (f["stage_research"] - f["search"]) / f["partitions"]
     return [

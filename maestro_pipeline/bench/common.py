@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import polars as pl
 
+from ..cli import ensure_dagster_home, run_graph
+from ..config import load_config
 from ..market import SyntheticMarket
 from ..timeframes import HOUR_MS
 
-__all__ = ["YEAR_START", "Row", "best_of", "year_of_bars"]
+__all__ = ["YEAR_START", "Row", "best_of", "dagster_home", "timed_graph", "year_of_bars"]
 
 YEAR_START = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -58,3 +65,26 @@ def year_of_bars() -> pl.DataFrame:
 
 
 
+
+
+@contextlib.contextmanager
+def dagster_home(path: str | Path) -> Iterator[None]:
+    """``DAGSTER_HOME`` set to ``path`` for the block, then as it was (unset if it was unset)."""
+    old = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(path)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = old
+
+
+def timed_graph(cfg_path: Path, home: Path) -> tuple[float, Any]:
+    """The demo graph (``run_graph``) of ``cfg_path`` on a fresh Dagster instance in ``home``: seconds and its run."""
+    with dagster_home(home):
+        ensure_dagster_home(load_config(cfg_path))
+        t0 = time.perf_counter()
+        result = run_graph(cfg_path, log=lambda *_: None)
+        return time.perf_counter() - t0, result

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import tempfile
 import time
 import warnings
@@ -21,8 +20,7 @@ import vectorbt as vbt
 import yaml
 from numba import njit
 
-from ..cli import ensure_dagster_home, run_graph
-from ..config import SearchConfig, WalkForwardConfig, load_config
+from ..config import SearchConfig, WalkForwardConfig
 from ..durations import month_of
 from ..engine import (
     Costs,
@@ -43,7 +41,7 @@ from ..timeframes import bars_per_year
 from ..walkforward import make_splits
 from .backfill import backfill_rows
 from .catalog import catalog_rows
-from .common import YEAR_START, Row, best_of, year_of_bars
+from .common import YEAR_START, Row, best_of, timed_graph, year_of_bars
 from .data import file_ingest_rows, regime_memory_rows
 from .team import team_rows
 
@@ -248,18 +246,8 @@ def run(demo: bool = True, trials: int = 100, backfill: bool = True, catalog: bo
             cfg["lake_root"] = str(Path(tmp) / "lake")
             p = Path(tmp) / "maestro.yaml"
             p.write_text(yaml.safe_dump(cfg))
-            old_home = os.environ.get("DAGSTER_HOME")
-            os.environ["DAGSTER_HOME"] = str(Path(tmp) / "home")
-            try:
-                ensure_dagster_home(load_config(p))
-                t0 = time.perf_counter()
-                timings = run_graph(p, log=lambda *_: None).timings
-                total = time.perf_counter() - t0
-            finally:
-                if old_home is None:
-                    os.environ.pop("DAGSTER_HOME", None)
-                else:
-                    os.environ["DAGSTER_HOME"] = old_home
+            total, result = timed_graph(p, Path(tmp) / "home")
+            timings = result.timings
         rows.append(Row("make demo graph (default maestro.yaml)", total, None, "s",
                         "stages: " + json.dumps({k: round(v, 1) for k, v in timings.items()})))
     rows.extend(regime_memory_rows())
