@@ -20,6 +20,7 @@ from ..config import load_config
 from ..engine import Costs
 from ..lake import Lake
 from ..search import optimize_splits
+from ..strategies import available_strategies
 from ..walkforward import research_bars, splits_from_table
 from .common import Row, timed_graph
 
@@ -27,8 +28,6 @@ __all__ = ["catalog_figures", "catalog_rows"]
 
 
 def _config(tmp: Path, strategies: list[str] | None, n_splits: int, trials: int) -> Path:
-    from ..strategies import available_strategies
-
     cfg = yaml.safe_load(Path("maestro.yaml").read_text())
     cfg["lake_root"] = str(tmp / "lake")
     cfg["strategies"] = strategies or available_strategies()
