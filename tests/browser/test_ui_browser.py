@@ -137,7 +137,7 @@ def page(served, screenshot_dir):
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
-    base, key, _, log_path, _ = served
+    base, key, log_path = served.base, served.key, served.log
     url = f"{base}/assets/oos_reports?view=partitions&partition={quote(key)}"
     shot = screenshot_dir / "oos_reports.png"
     with sync_playwright() as p:
@@ -275,11 +275,19 @@ def test_the_tearsheet_opens_from_the_ui_in_one_click(page, served, screenshot_d
         link.click()
         tab = page
     tab.wait_for_load_state("load", timeout=120_000)   # drawn on this first request from oos_equity
-    tab.get_by_text("Strategy (OOS)", exact=False).first.wait_for(timeout=60_000)
+    instrument, strategy = served.key.split("|")
+    tab.get_by_text(f"{instrument} · {strategy} · walk-forward OOS", exact=False).first.wait_for(timeout=60_000)
     tab.screenshot(path=str(shot), full_page=False)
     print(f"\ntearsheet {tab.url}\nscreenshot: {shot}")
+    page_file = served.lake / unquote(tab.url.split(f"127.0.0.1:{served.files_port}/", 1)[1])
+    assert page_file.is_file()
     body = tab.inner_text("body")
-    assert "Cumulative Return" in body and "Sharpe" in body, f"not a quantstats tearsheet; screenshot {shot}"
-    assert (served.lake / unquote(tab.url.split(f"127.0.0.1:{served.files_port}/", 1)[1])).is_file()
+    # what the page must say follows from the partition's OOS equity in the lake
+    partition_dir = page_file.parent.relative_to(served.lake / "oos_reports")
+    equity = pl.read_parquet(served.lake / "oos_equity" / partition_dir / "data.parquet")
+    if (equity["return"] != 0).any():
+        assert "Cumulative Return" in body and "Sharpe" in body, f"not a quantstats tearsheet; screenshot {shot}"
+    else:
+        assert "the out-of-sample equity never moved" in body, f"flat OOS page expected; screenshot {shot}"
     if tab is not page:
         tab.close()
