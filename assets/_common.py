@@ -15,6 +15,7 @@ from maestro_pipeline.engine import Costs
 from maestro_pipeline.errors import MaestroError
 from maestro_pipeline.instruments import Instrument
 from maestro_pipeline.lake import Lake
+from maestro_pipeline.walkforward import research_bars
 from resources import LakeResource
 
 
@@ -62,6 +63,12 @@ def resolve(context: dg.AssetExecutionContext, cfg: MaestroConfig, lake: LakeRes
     return Target(cfg.instrument(dims["instrument"]), lake.lake(), dims.get("month"), dims.get("strategy"))
 
 
+def bars_for(cfg: MaestroConfig, t: Target, *, with_derivatives: bool = True):
+    """The bars every research and live asset reads: the instrument's validated bars in ``research.span`` (so the
+    splits, the search, the report and the live record see the same bars and the same data version)."""
+    return research_bars(t.lake, t.inst, with_derivatives=with_derivatives, span=cfg.research.span)
+
+
 def lake_url(cfg: MaestroConfig, lake: Lake, path: str | Path) -> str:
     """The URL of a file of the lake under ``files_url`` (what ``maestro serve`` publishes)."""
     rel = Path(path).resolve().relative_to(lake.root.resolve())
@@ -69,5 +76,4 @@ def lake_url(cfg: MaestroConfig, lake: Lake, path: str | Path) -> str:
 
 
 def costs_for(cfg: MaestroConfig, inst: Instrument) -> Costs:
-    c = cfg.costs_for(inst.exchange)
-    return Costs(c.fee, c.slippage, c.maintenance_margin)
+    return Costs.of(cfg.costs_for(inst.exchange))

@@ -19,10 +19,9 @@ from maestro_pipeline.provenance import code_version, library_versions
 from maestro_pipeline.reporting import md_table
 from maestro_pipeline.trading import live_performance as judge_live
 from maestro_pipeline.trading import live_record, read_live, reoptimized_pick, write_live
-from maestro_pipeline.walkforward import research_bars
 from resources import LakeResource
 
-from ._common import costs_for, resolve, user_errors
+from ._common import bars_for, costs_for, resolve, user_errors
 from .metadata import table_facts
 from .partitions import Partitions
 from .research import RESEARCH_CONDITION, RESEARCH_POOL
@@ -77,7 +76,7 @@ def build_live_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Definiti
             inst, strategy, lk, part = t.inst, t.strategy, t.lake, t.research_partition
             if not lk.exists("oos_reports", part):
                 raise MaestroError(f"{inst.key} x {strategy}: no out-of-sample report: materialize oos_reports first")
-            bars = research_bars(lk, inst)
+            bars = bars_for(cfg, t)
             params = lk.read_file("split_optimal_params", part)
             report = lk.read_file("oos_reports", part).row(0, named=True)
             splits_table = lk.read_file("walk_forward_splits", inst.hive)
@@ -140,7 +139,7 @@ def build_live_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Definiti
             doc = read_live(lk, inst.key, strategy)
             if doc is None:
                 raise MaestroError(f"{inst.key} x {strategy}: no live parameters: materialize live_parameters first")
-            bars = research_bars(lk, inst)
+            bars = bars_for(cfg, t)
             equity = lk.read_file("oos_equity", part)
             row = judge_live(doc, bars, equity, costs_for(cfg, inst), cfg.live)
             row.update(run_id=context.run_id, evaluated_at_ms=int(time.time() * 1000),

@@ -25,14 +25,13 @@ from maestro_pipeline.timeframes import timeframe_ms
 from maestro_pipeline.walkforward import (
     next_test_end_ms,
     plan_research,
-    research_bars,
     research_span,
     splits_clamp_note,
     splits_from_table,
 )
 from resources import LakeResource
 
-from ._common import costs_for, lake_url, resolve, user_errors
+from ._common import bars_for, costs_for, lake_url, resolve, user_errors
 from .metadata import rounded, table_facts
 from .metadata import table as table_meta
 from .partitions import Partitions
@@ -75,7 +74,7 @@ def build_research_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Defi
                     + "; ".join(f"{m} ({', '.join(v)})" for m, v in blocked.items())
                     + " — research waits until those months pass (see validated_bars' checks)"
                 )
-            bars = research_bars(lk, inst, with_derivatives=False, span=cfg.research.span)
+            bars = bars_for(cfg, t, with_derivatives=False)
             used_span = research_span(lk, inst, cfg.research.span).describe()
             splits, table, live = plan_research(bars, inst.timeframe, cfg.walk_forward, max_gap=max_gap(inst),
                                                 regimes=cfg.regimes)
@@ -151,7 +150,7 @@ def build_research_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Defi
         with user_errors():
             t = resolve(context, cfg, lake)
             inst, strategy, lk, part = t.inst, t.strategy, t.lake, t.research_partition
-            bars = research_bars(lk, inst, span=cfg.research.span)
+            bars = bars_for(cfg, t)
             table = lk.read_file("walk_forward_splits", inst.hive)
             prev = lk.read_file("split_optimal_params", part) if lk.exists("split_optimal_params", part) else None
             prev_ledger = lk.read_file("trial_ledger", part) if lk.exists("trial_ledger", part) else None
@@ -237,7 +236,7 @@ def build_research_definitions(cfg: MaestroConfig, parts: Partitions) -> dg.Defi
         with user_errors():
             t = resolve(context, cfg, lake)
             inst, strategy, lk, part = t.inst, t.strategy, t.lake, t.research_partition
-            bars = research_bars(lk, inst, span=cfg.research.span)
+            bars = bars_for(cfg, t)
             params = lk.read_file("split_optimal_params", part)
             ledger = lk.read_file("trial_ledger", part) if lk.exists("trial_ledger", part) else pl.DataFrame()
             daily = lk.read_file("trial_returns", part) if lk.exists("trial_returns", part) else None

@@ -18,6 +18,8 @@ from maestro_pipeline.errors import ConfigError
 from maestro_pipeline.evaluation import run_oos
 from maestro_pipeline.lake import Lake
 from maestro_pipeline.quality import CHECKS, RULES, Policy, evaluate, rule_columns
+from maestro_pipeline.schema import bars_hash
+from maestro_pipeline.trading import read_live
 from maestro_pipeline.walkforward import make_splits
 from tests.support.bars import clean_bars
 from tests.support.config import small_config
@@ -420,3 +422,14 @@ def test_longest_clean_span_researches_the_history_before_a_blocked_month(tmp_pa
     out = g.run(["walk_forward_splits"], INST)
     md = out.asset_materializations_for_node("walk_forward_splits")[0].metadata
     assert md["research_span"].value.startswith("longest_clean: 2026-04 .. 2026-06; left out 2026-07 (blocked")
+    # the search, the report and the live assets read the same span (the live ones once read every month, and
+    # refused the blocked one)
+    key = research_key(INST, "ema_cross")
+    assert g.run(["split_optimal_params", "oos_reports", "live_parameters", "live_performance"], key).success
+    part = {**inst.hive, "strategy": "ema_cross"}
+    assert g.lake.read_file("oos_reports", part)["bars_data_version"][0] == bars_hash(bars)
+    assert read_live(g.lake, INST, "ema_cross")["data_version"] == bars_hash(bars)
+    live = g.lake.read_file("live_performance", part).row(0, named=True)
+    # judged on the span's bars only: none of the blocked month's (its old file is still in the lake)
+    assert live["evaluated_to_ms"] == int(bars["timestamp"].max()) + H
+    assert live["live_bars"] == bars.filter(pl.col("timestamp") >= live["valid_from_ms"]).height
