@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from ..config import load_config
+from ..config import MaestroConfig, load_config
 from ..engine import Costs
 from ..lake import Lake
 from ..search import optimize_splits
@@ -38,20 +38,19 @@ def _config(tmp: Path, strategies: list[str] | None, n_splits: int, trials: int)
     return path
 
 
-def _pure_search(cfg_path: Path) -> tuple[float, int]:
+def _pure_search(cfg: MaestroConfig) -> tuple[float, int]:
     """Seconds of ``optimize_splits`` alone (in memory) over every instrument x strategy of the graph's lake."""
-    cfg = load_config(cfg_path)
     lake = Lake(cfg.lake_root)
     search = cfg.search.model_copy(update={"storage": "none"})
     total, trials = 0.0, 0
     for inst in cfg.instrument_objs:
         bars = research_bars(lake, inst, span=cfg.research.span)
         splits = splits_from_table(lake.read_file("walk_forward_splits", inst.hive))
-        c = cfg.costs_for(inst.exchange)
+        costs = Costs.of(cfg.costs_for(inst.exchange))
         for strategy in cfg.strategies:
             t = time.perf_counter()
-            out = optimize_splits(bars, splits, strategy, search, Costs(c.fee, c.slippage, c.maintenance_margin),
-                                  inst.timeframe, risk=cfg.risk.for_strategy(strategy))
+            out = optimize_splits(bars, splits, strategy, search, costs, inst.timeframe,
+                                  risk=cfg.risk.for_strategy(strategy))
             total += time.perf_counter() - t
             trials += out.ledger.height
     return total, trials
@@ -65,7 +64,7 @@ def catalog_figures(strategies: list[str] | None = None, n_splits: int = 7, tria
         graph, result = timed_graph(cfg_path, Path(tmp) / "home")
         if result.failures:
             raise RuntimeError("the catalog graph failed: " + "; ".join(result.failures))
-        search, n_trials = _pure_search(cfg_path)
+        search, n_trials = _pure_search(cfg)
     return {"graph": graph, "search": search, "trials": n_trials,
             **{f"stage_{k}": v for k, v in result.timings.items()},
             "partitions": len(cfg.instruments) * len(cfg.strategies), "strategies": len(cfg.strategies),

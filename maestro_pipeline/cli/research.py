@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -121,11 +122,9 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     base = cfg.risk.for_strategy(strategy.name) if cfg is not None else RiskSettings()
     risk = _risk_from_args(args, base)
     exchange = args.instrument.split(".")[0] if args.instrument else "file"
-    c = cfg.costs_for(exchange) if cfg is not None else None
-    costs = Costs(args.fee if args.fee is not None else (c.fee if c else 0.001),
-                  args.slippage if args.slippage is not None else (c.slippage if c else 0.0005),
-                  args.maintenance_margin if args.maintenance_margin is not None
-                  else (c.maintenance_margin if c else 0.005))
+    given = {"fee": args.fee, "slippage": args.slippage, "maintenance_margin": args.maintenance_margin}
+    costs = replace(Costs.of(cfg.costs_for(exchange)) if cfg is not None else Costs(),
+                    **{k: v for k, v in given.items() if v is not None})
     params = strategy.check(strategy_params)
     res = evaluate(bars, strategy, params, 0, len(bars), costs, init_cash=args.cash, risk=risk_spec(risk, risk_params))
     out = _summary(res, strategy.name, params, risk_spec(risk, risk_params).describe(), where, args.cash)

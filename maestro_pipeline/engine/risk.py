@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -53,6 +53,12 @@ class Costs:
     fee: float = 0.001
     slippage: float = 0.0005
     maintenance_margin: float = DEFAULT_MAINTENANCE_MARGIN
+
+    @classmethod
+    def of(cls, settings: Any) -> Costs:
+        """The costs of a settings object with ``fee``, ``slippage`` and ``maintenance_margin`` (``maestro.yaml``'s
+        ``costs`` entries: ``MaestroConfig.costs_for(exchange)``)."""
+        return cls(settings.fee, settings.slippage, settings.maintenance_margin)
 
     def __post_init__(self) -> None:
         for name in ("fee", "slippage", "maintenance_margin"):

@@ -57,6 +57,21 @@ def test_backtest_json_matches_the_library_and_applies_the_stop(candles):
     assert got["min_equity"] > 0 and not got["ruined"]
 
 
+def test_a_cost_flag_overrides_only_its_own_cost(candles):
+    path, bars = candles
+    out = maestro("backtest", "ema_cross", "--file", str(path), "--timeframe", "1h", "--params",
+                  '{"fast": 8, "slow": 30}', "--fee", "0.004", "--json", cwd=path.parent)
+    assert out.returncode == 0, out.stderr[-2000:]
+    frame = bars[["open", "high", "low", "close", "volume"]]
+    frame.index = frame.index.tz_localize(None)
+    strategy = get_strategy("ema_cross")
+    ref = evaluate(frame, strategy, {"fast": 8, "slow": 30}, 0, len(frame), Costs(fee=0.004))  # default slippage
+    default = evaluate(frame, strategy, {"fast": 8, "slow": 30}, 0, len(frame), Costs())
+    got = json.loads(out.stdout)["final_equity"]
+    assert got == pytest.approx(float(ref.equity.iloc[-1]), rel=1e-12)
+    assert got < float(default.equity.iloc[-1])
+
+
 def test_backtest_errors_name_the_option_to_fix(candles):
     path, _ = candles
     cases = [
