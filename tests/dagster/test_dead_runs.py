@@ -118,12 +118,16 @@ def test_pool_wait_says_why_sleeps_and_stops_on_sigterm_then_a_dead_holder_is_fr
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry: {enabled: false}\nconcurrency: {pools: {default_limit: 1}}\n")
     env = _env(tmp_path)
+    # create the instance's SQLite schema here, before the holder starts: two processes opening a fresh instance at
+    # once race each other's CREATE TABLE (CI saw the holder die of "table jobs already exists")
+    dg.DagsterInstance.from_config(str(home)).dispose()
     # the holder tags its run with its own process start (as maestro's runs do), read by a shell wrapper
     holder = subprocess.Popen(["bash", "-c", f'exec {sys.executable} -c "$0" "$(cut -d" " -f22 /proc/$$/stat)"',
                                _HOLDER], env=env, cwd=ROOT)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not ((home / "history").exists() and _slots_once_ready(home)):
+    while time.monotonic() < deadline and holder.poll() is None and not _held_slots(home):
         time.sleep(0.5)
+    assert holder.poll() is None, "the holder process ended before it took the pool slot"
     assert _held_slots(home)
     config = _config(tmp_path)
     data = yaml.safe_load(config.read_text())
@@ -153,17 +157,6 @@ def test_pool_wait_says_why_sleeps_and_stops_on_sigterm_then_a_dead_holder_is_fr
         assert len(fixed) == 1 and "(holder) was left STARTED by process" in fixed[0]
         assert inst.event_log_storage.get_concurrency_info(POOL).claimed_slots == []
         assert recover_dead_runs(inst, log=lambda _l: None) == []  # nothing left to fix
-
-
-def _slots_once_ready(home: Path) -> list:
-    """The held slots, or none while the holder's process is still creating the instance's SQLite schema (opening
-    it from here at that moment races the holder's CREATE TABLE)."""
-    import sqlalchemy.exc
-
-    try:
-        return _held_slots(home)
-    except sqlalchemy.exc.OperationalError:
-        return []
 
 
 def _cpu_seconds(pid: int) -> float:
