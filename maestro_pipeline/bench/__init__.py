@@ -6,10 +6,10 @@ and, for the walk-forward, Optuna's in-memory TPE driving that loop. A year of 1
 walk_forward_splits step with regimes on, beside the same step with regimes off, each in a fresh subprocess (time
 and peak memory). Figures are printed, never asserted.
 
-``engine`` holds the engine and walk-forward rows (and ``run``, the whole table), ``backfill`` the bar backfill
-through Dagster's own paths, ``data`` the file import and the regimes' memory, ``team`` study persistence and the
-PostgreSQL instance, ``catalog`` every strategy x the embedded instruments through the demo graph beside its pure
-search; ``common`` the row type and the timing rule.
+``engine`` holds the engine and walk-forward rows (and ``run``, the whole table), ``stats`` PBO and the bootstrap
+beside one split's search, ``backfill`` the bar backfill through Dagster's own paths, ``data`` the file import and
+the regimes' memory, ``team`` study persistence and the PostgreSQL instance, ``catalog`` every strategy x the
+embedded instruments through the demo graph beside its pure search; ``common`` the row type and the timing rule.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from .catalog import catalog_figures, catalog_rows
 from .common import Row, best_of, year_of_bars
 from .data import file_ingest_rows, regime_memory_rows
 from .engine import ema_cross_loop, run
+from .stats import stats_rows
 from .team import team_rows
 
 __all__ = ["Row", "backfill_figures", "backfill_rows", "best_of", "catalog_figures", "catalog_rows", "ema_cross_loop",
-           "file_ingest_rows", "main", "regime_memory_rows", "run", "team_rows", "year_of_bars"]
+           "file_ingest_rows", "main", "regime_memory_rows", "run", "stats_rows", "team_rows", "year_of_bars"]
 
 
 def main() -> None:

@@ -43,6 +43,7 @@ from .backfill import backfill_rows
 from .catalog import catalog_rows
 from .common import YEAR_START, Row, best_of, timed_graph, year_of_bars
 from .data import file_ingest_rows, regime_memory_rows
+from .stats import stats_rows
 from .team import team_rows
 
 __all__ = ["GRID", "ema_cross_loop", "run"]
@@ -212,6 +213,7 @@ def run(demo: bool = True, trials: int = 100, backfill: bool = True, catalog: bo
     rows.append(Row(f"walk-forward {len(splits)} splits x {trials} trials, {many.workers} processes", ours_n, ref_wf,
                     "s",
                     f"same parameters as 1 process: {same_params}; trials in ledger {many.ledger.height}"))
+    rows += stats_rows(ours_1 / len(splits), trials)
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/optuna/studies.db"

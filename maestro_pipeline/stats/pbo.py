@@ -4,15 +4,17 @@ Prado & Zhu, 2015): how often the in-sample winner among the trials lands in the
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from ..errors import MaestroError
-from ._inputs import CHUNK_ELEMENTS, ZERO_VAR_RTOL
+from ._inputs import ZERO_VAR_RTOL
 
-__all__ = ["PBO_METRICS", "TRIAL_DAILY_COLUMNS", "PBOResult", "pbo_cscv", "pbo_walk_forward"]
+__all__ = ["PBO_METRICS", "TIE_RTOL", "TRIAL_DAILY_COLUMNS", "PBOResult", "pbo_cscv", "pbo_walk_forward"]
 
 PBO_METRICS = ("sharpe", "mean")
 
@@ -55,15 +57,69 @@ class PBOResult:
         }
 
 
-def _block_metric(sums: np.ndarray, sumsq: np.ndarray, n: int, metric: str) -> np.ndarray:
-    mean = sums / n
-    if metric == "mean":
+#: Two metrics whose difference is within this fraction of their size (+ the metric's scale) are a tie. Trials that
+#: differ only in position size have the same Sharpe, and trials that trade alike on some blocks the same sums;
+#: computed by different float paths such values differ in the last bits, so exact comparison would let rounding
+#: (library, CPU) decide the IS winner and the OOS rank. No real difference between trials is this small.
+TIE_RTOL = 1e-9
+
+
+@njit(cache=True)
+def _metric_nb(total, sq, n, sharpe):
+    mean = total / n
+    if not sharpe:
         return mean
-    var = (sumsq - sums * mean) / (n - 1)
-    flat = var <= ZERO_VAR_RTOL * (sumsq / n)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sr = mean / np.sqrt(np.where(flat, 1.0, var))
-    return np.where(flat, 0.0, sr)
+    var = (sq - total * mean) / (n - 1)
+    if var <= ZERO_VAR_RTOL * (sq / n):  # a flat block set: its Sharpe is 0
+        return 0.0
+    return mean / math.sqrt(var)
+
+
+@njit(cache=True)
+def _tie_nb(a, b, scale):
+    return abs(a - b) <= TIE_RTOL * (max(abs(a), abs(b)) + scale)
+
+
+@njit(cache=True)
+def _cscv_nb(bsum, bsq, combos, half_n, sharpe, scale):
+    """Per combination: the IS winner's IS metric, its OOS metric and its OOS rank (1 = worst; ties averaged).
+
+    ``bsum``/``bsq``: trials x blocks sums and sums of squares. Every trial's IS and OOS sums are added block by
+    block in block order (never ``total - IS``), so trials equal on a block set get bit-equal sums."""
+    n, s = bsum.shape
+    m, h = combos.shape
+    is_chosen, oos_chosen, ranks = np.empty(m), np.empty(m), np.empty(m)
+    in_is = np.zeros(s, dtype=np.bool_)
+    is_m, oos_m = np.empty(n), np.empty(n)
+    for c in range(m):
+        in_is[:] = False
+        for k in range(h):
+            in_is[combos[c, k]] = True
+        for j in range(n):
+            a = q = oa = oq = 0.0
+            for b in range(s):
+                if in_is[b]:
+                    a += bsum[j, b]
+                    q += bsq[j, b]
+                else:
+                    oa += bsum[j, b]
+                    oq += bsq[j, b]
+            is_m[j] = _metric_nb(a, q, half_n, sharpe)
+            oos_m[j] = _metric_nb(oa, oq, half_n, sharpe)
+        top = is_m.max()
+        best = 0
+        while not _tie_nb(is_m[best], top, scale):  # the lowest column tied with the maximum
+            best += 1
+        chosen = oos_m[best]
+        below = equal = 0
+        for j in range(n):
+            if _tie_nb(oos_m[j], chosen, scale):
+                equal += 1
+            elif oos_m[j] < chosen:
+                below += 1
+        ranks[c] = below + (equal + 1) / 2.0  # average rank, 1 = worst
+        is_chosen[c], oos_chosen[c] = is_m[best], chosen
+    return is_chosen, oos_chosen, ranks
 
 
 def pbo_cscv(returns: np.ndarray, n_blocks: int = 16, metric: str = "sharpe") -> PBOResult:
@@ -73,8 +129,10 @@ def pbo_cscv(returns: np.ndarray, n_blocks: int = 16, metric: str = "sharpe") ->
     contiguous blocks (the oldest ``T mod S`` rows are dropped so the newest are kept); each of the C(S, S/2)
     choices of S/2 blocks is in-sample, its complement out-of-sample. Per combination the IS winner
     (argmax; a tie goes to the lowest column) is ranked among all trials OOS (average rank for ties, as
-    ``scipy.stats.rankdata``). Metric: per-period Sharpe (ddof=1, 0 for a flat block set) or ``mean``.
-    Block sums and sums of squares are precomputed, so each combination costs one small matrix product.
+    ``scipy.stats.rankdata``). Metric: per-period Sharpe (ddof=1, 0 for a flat block set) or ``mean``. Metrics
+    within :data:`TIE_RTOL` of each other tie (relative to their size plus the metric's scale: 1 for a Sharpe,
+    the mean absolute return for a mean), so float rounding never decides a rank.
+    Block sums and sums of squares are precomputed; one compiled pass per combination does the rest.
     """
     x = np.asarray(returns, dtype=float)
     if x.ndim != 2:
@@ -96,29 +154,11 @@ def pbo_cscv(returns: np.ndarray, n_blocks: int = 16, metric: str = "sharpe") ->
     if metric == "sharpe" and size * s // 2 < 2:
         raise MaestroError("each half needs >= 2 periods for a Sharpe ratio: use more data or fewer blocks")
     blocks = x[dropped:].reshape(s, size, n)
-    bsum, bsq = blocks.sum(axis=1), (blocks * blocks).sum(axis=1)
-    tot_sum, tot_sq = bsum.sum(axis=0), bsq.sum(axis=0)
-    half_n = size * s // 2
-
-    combos = np.array(list(itertools.combinations(range(s), s // 2)), dtype=np.intp)
-    m = combos.shape[0]
-    is_chosen, oos_chosen, ranks = np.empty(m), np.empty(m), np.empty(m)
-    step = max(1, CHUNK_ELEMENTS // n)
-    for lo in range(0, m, step):
-        c = combos[lo : lo + step]
-        ind = np.zeros((c.shape[0], s))
-        np.put_along_axis(ind, c, 1.0, axis=1)
-        is_sum, is_sq = ind @ bsum, ind @ bsq
-        is_m = _block_metric(is_sum, is_sq, half_n, metric)
-        oos_m = _block_metric(tot_sum - is_sum, tot_sq - is_sq, half_n, metric)
-        best = np.argmax(is_m, axis=1)
-        rows = np.arange(c.shape[0])
-        chosen = oos_m[rows, best]
-        below = (oos_m < chosen[:, None]).sum(axis=1)
-        equal = (oos_m == chosen[:, None]).sum(axis=1)
-        ranks[lo : lo + step] = below + (equal + 1) / 2.0  # average rank, 1 = worst
-        is_chosen[lo : lo + step] = is_m[rows, best]
-        oos_chosen[lo : lo + step] = chosen
+    bsum = np.ascontiguousarray(blocks.sum(axis=1).T)
+    bsq = np.ascontiguousarray((blocks * blocks).sum(axis=1).T)
+    combos = np.array(list(itertools.combinations(range(s), s // 2)), dtype=np.int64)
+    scale = 1.0 if metric == "sharpe" else float(np.mean(np.abs(x[dropped:])))
+    is_chosen, oos_chosen, ranks = _cscv_nb(bsum, bsq, combos, size * s // 2, metric == "sharpe", scale)
     omega = ranks / (n + 1)
     logits = np.log(omega / (1 - omega))
     if np.ptp(is_chosen) > 0:
