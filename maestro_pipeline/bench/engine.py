@@ -213,7 +213,7 @@ def run(demo: bool = True, trials: int = 100, backfill: bool = True, catalog: bo
     rows.append(Row(f"walk-forward {len(splits)} splits x {trials} trials, {many.workers} processes", ours_n, ref_wf,
                     "s",
                     f"same parameters as 1 process: {same_params}; trials in ledger {many.ledger.height}"))
-    rows += stats_rows(ours_1 / len(splits), trials)
+    rows += stats_rows(ours_1 / len(splits), trials, bars)
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/optuna/studies.db"

@@ -6,7 +6,6 @@ code: gaps, zero-volume bars, copied rows; the clean files must pass every rule.
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 import polars as pl
@@ -95,23 +94,17 @@ def test_coinbase_zero_volume_bars_and_copied_rows(datasets):
     assert "sorted" in evaluate(bars.reverse(), "1h").failed
 
 
-def test_per_month_partitions_are_fast_and_see_gaps_across_month_boundaries(datasets):
+def test_per_month_partitions_see_gaps_across_month_boundaries(datasets):
     """The contract as the asset runs it: one month at a time, with the previous month's last bar."""
     bars = load(datasets, "iaf_bitvavo_btceur_1h.parquet").with_columns(
         pl.col("datetime").dt.strftime("%Y-%m").alias("month"))
     months = sorted(bars["month"].unique().to_list())
-    evaluate(bars.filter(pl.col("month") == months[0]).drop("month"), "1h")  # build the cached suites
-    prev_last, gaps, seconds = None, [], []
+    prev_last, gaps = None, []
     for m in months:
         part = bars.filter(pl.col("month") == m).drop("month")
         lo, hi = month_bounds(m)
-        t0 = time.perf_counter()
         res = evaluate(part, "1h", start_ms=lo, end_ms=hi, prev_last_ms=prev_last)
-        seconds.append(time.perf_counter() - t0)
         assert res.status == "validated", (m, {k: o.message for k, o in res.failed.items()})
         gaps += res.gaps
         prev_last = int(part["timestamp"].max())
     assert (len(gaps), sum(g[2] for g in gaps)) == (12, 30)               # same gaps as the whole file
-    mean = sum(seconds) / len(seconds)
-    print(f"contract per 1h month partition: mean {mean:.3f} s, max {max(seconds):.3f} s over {len(months)} months")
-    assert mean < 2.0  # measured ~0.2-0.4 s on a busy 2-core machine

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -103,17 +102,12 @@ def _policy(over: dict) -> Policy:
 # ---------------------------------------------------------------------------------------------------
 # the contract on its own
 # ---------------------------------------------------------------------------------------------------
-def test_clean_input_passes_every_rule_and_is_fast():
+def test_clean_input_passes_every_rule():
     df = clean_bars(744, M0)
-    evaluate(df, "1h", start_ms=M0, end_ms=month_bounds(MONTH)[1])  # the first call builds the cached suites
-    t0 = time.perf_counter()
     res = evaluate(df, "1h", start_ms=M0, end_ms=month_bounds(MONTH)[1])
-    seconds = time.perf_counter() - t0
     assert res.status == "validated" and res.failed == {}
     assert set(res.outcomes) == set(RULES) and all(o.passed and o.evaluated for o in res.outcomes.values())
     assert res.valid.equals(df) and res.quarantine.height == 0 and res.gaps == []
-    print(f"contract on one 744-bar month: {seconds:.3f} s")
-    assert seconds < 5  # measured ~0.2-0.5 s on a busy 2-core machine; a gross regression fails here
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -93,11 +93,10 @@ from maestro_pipeline.search import storage as st
 from tests.core.search.test_storage import _trials
 trials = _trials(100)
 s = st._storage({url!r})
-count = {{"n": 0}}
 @event.listens_for(s.engine, "before_cursor_execute")
-def _die(*a, **k):
-    count["n"] += 1
-    if count["n"] == 250:   # deep inside the study's transaction, after the study row and many trials
+def _die(conn, cursor, statement, *a, **k):
+    if statement.lstrip().upper().startswith("INSERT INTO TRIAL_VALUES"):
+        # deep inside the study's transaction: the study row and its 100 trials are already inserted
         os.kill(os.getpid(), signal.SIGKILL)
 st.persist_study({url!r}, "killed", trials, ["sharpe"], {{}})
 """
