@@ -6,10 +6,11 @@ and, for the walk-forward, Optuna's in-memory TPE driving that loop. A year of 1
 walk_forward_splits step with regimes on, beside the same step with regimes off, each in a fresh subprocess (time
 and peak memory). Figures are printed, never asserted.
 
-``engine`` holds the engine and walk-forward rows (and ``run``, the whole table), ``stats`` PBO and the bootstrap
-beside one split's search, ``backfill`` the bar backfill through Dagster's own paths, ``data`` the file import and
-the regimes' memory, ``team`` study persistence and the PostgreSQL instance, ``catalog`` every strategy x the
-embedded instruments through the demo graph beside its pure search; ``common`` the row type and the timing rule.
+``engine`` holds the engine and walk-forward rows (and ``run``, the whole table), ``stats`` PBO, the bootstrap,
+the report charts and the bar contract beside one split's search, ``backfill`` the bar backfill through Dagster's
+own paths, ``data`` the file import and the regimes' memory, ``team`` study persistence and the PostgreSQL
+instance, ``catalog`` every strategy x the embedded instruments through the demo graph beside its pure search;
+``common`` the row type and the timing rule.
 """
 
 from __future__ import annotations

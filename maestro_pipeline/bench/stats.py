@@ -36,8 +36,7 @@ def stats_rows(split_search: float, trials: int, bars: pl.DataFrame) -> list[Row
     t_contract = best_of(lambda: evaluate(one, "1h", start_ms=lo, end_ms=hi), 3)
     return [
         Row(f"PBO/CSCV of one split (180 days x {trials} trials, 16 blocks: 12,870 combinations)", t_pbo,
-            split_search, "s", "reference: one split's search in the same run (one compiled pass per combination; "
-            "the numpy version before it took ~0.09 s on this kind of machine)"),
+            split_search, "s", "reference: one split's search in the same run (once per split, in the report)"),
         Row("bootstrap CIs of a 365-day OOS series (Sharpe + max drawdown, stationary bootstrap)", t_boot,
             split_search, "s", "reference: one split's search (once per report, not per split)"),
         Row("equity/drawdown chart (a year of 1h bars) + candles chart (400 bars) of a report", t_charts,

@@ -230,7 +230,8 @@ def test_pbo_exact_copies_tie_as_in_the_brute_force_reference():
 def test_pbo_rounding_never_decides_a_rank():
     # Trials that differ only in position size have the same Sharpe in every block set, so they must tie exactly as
     # exact copies do, whatever the rounding of their sums (0.3x and 1.7x are not exact in binary); and the order
-    # of the trials must not matter. Before TIE_RTOL, 894 of the 12,870 logits here depended on rounding.
+    # of the trials must not matter. Before TIE_RTOL, 894 of the 12,870 logits here
+    # differed (on an AMD EPYC with OpenBLAS).
     rng = np.random.default_rng(7)
     base = rng.normal(0.0002, 0.01, (160, 30))
     copies = pbo_cscv(np.concatenate([base, base[:, :10], base[:, :10]], axis=1), 16)
